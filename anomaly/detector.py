@@ -1,0 +1,391 @@
+"""The one detector contract every plugin implements, and the pipeline around it.
+
+A plugin supplies the learning part (``build``, ``train_step``, ``sample_components`` and
+state I/O); this base class owns everything that must behave the same for every detector:
+preprocessing from the input spec, the held-out split, early stopping on held-out normal
+data, score normalisation, threshold calibration, pooling tiles into image scores, anomaly
+maps and the manifest. Users call ``fit``, ``score``, ``save`` and ``load`` (PyOD/sklearn habits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from anomaly import __version__
+from anomaly.data.images import ImageSet
+from anomaly.data.series import SeriesSet
+from anomaly.errors import AnomalyError, ArtifactError, DataError
+from anomaly.inputs import (
+    ImageSpec,
+    Samples,
+    SeriesSpec,
+    Spec,
+    encode,
+    fit_spec,
+    pool,
+    spec_from_dict,
+    spec_to_dict,
+    stitch_maps,
+)
+from anomaly.threshold import Calibration, Normaliser
+
+ARTIFACT_FORMAT = 1
+MANIFEST = "manifest.json"
+Dataset = ImageSet | SeriesSet
+
+
+@dataclass
+class FitSettings:
+    """Training settings shared by every detector (detector-specific ones live in its Params)."""
+
+    epochs: int = 15
+    batch_size: int = 64
+    seed: int | None = 0
+    holdout: float = 0.2
+    patience: int | None = 5
+    calibration: Calibration = field(default_factory=Calibration)
+
+
+@dataclass
+class ScoreResult:
+    """One scored item: maps straight onto a stored event row."""
+
+    id: str
+    score: float
+    is_anomaly: bool
+    threshold: float
+    components: dict[str, float]
+    anomaly_map: np.ndarray | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "is_anomaly": self.is_anomaly,
+            "threshold": self.threshold,
+            "components": self.components,
+        }
+
+
+@dataclass
+class Scores:
+    """Scores of a batch, one entry per item (image, or window identified by its last step)."""
+
+    ids: list[str]
+    scores: np.ndarray
+    components: dict[str, np.ndarray]
+    threshold: float
+    maps: list[np.ndarray] | None = None
+    steps: np.ndarray | None = None
+
+    @property
+    def is_anomaly(self) -> np.ndarray:
+        return self.scores > self.threshold
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[ScoreResult]:
+        flags = self.is_anomaly
+        for i, item_id in enumerate(self.ids):
+            yield ScoreResult(
+                id=item_id,
+                score=float(self.scores[i]),
+                is_anomaly=bool(flags[i]),
+                threshold=self.threshold,
+                components={k: float(v[i]) for k, v in self.components.items()},
+                anomaly_map=None if self.maps is None else self.maps[i],
+            )
+
+
+class Detector(ABC):
+    """Base class for detectors; subclass it in a plugin and register the class through the hook."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1.0"
+    description: ClassVar[str] = ""
+    modalities: ClassVar[tuple[str, ...]] = ("image", "series")
+    components: ClassVar[tuple[str, ...]] = ("reconstruction", "discriminator")
+    Params: ClassVar[type]
+    default_weights: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, spec: Spec, params: Any = None, settings: FitSettings | None = None) -> None:
+        if spec.modality not in self.modalities:
+            raise DataError(f"detector {self.name!r} does not accept {spec.modality} input (accepts {', '.join(self.modalities)})")
+        self.spec = spec
+        self.params = params if params is not None else self.Params()
+        self.settings = settings or FitSettings()
+        self.normaliser: Normaliser | None = None
+        self.threshold: float | None = None
+        self.training: dict[str, Any] = {}
+        self.score_batch_size = 256
+
+    # ---- what a plugin implements -------------------------------------------------------------
+
+    @abstractmethod
+    def build(self) -> None:
+        """Create the networks for ``self.spec.sample_shape``."""
+
+    @abstractmethod
+    def train_step(self, x: np.ndarray) -> dict[str, float]:
+        """One optimisation step on a batch of normal samples; returns named losses for progress."""
+
+    @abstractmethod
+    def sample_components(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Per-sample raw score components (higher = more anomalous) and residual maps (N, H, W) or None."""
+
+    @abstractmethod
+    def get_state(self) -> Any:
+        """An in-memory copy of the learned state, so early stopping can restore the best epoch."""
+
+    @abstractmethod
+    def set_state(self, state: Any) -> None: ...
+
+    @abstractmethod
+    def save_state(self, directory: Path) -> None:
+        """Write learned state as data only (weights files, NPZ without pickles) — never code."""
+
+    @abstractmethod
+    def load_state(self, directory: Path) -> None: ...
+
+    def validation_loss(self, x: np.ndarray) -> float | None:
+        """Loss on held-out normal samples for early stopping; None disables early stopping."""
+        return None
+
+    def seed(self, seed: int) -> None:
+        """Seed every random generator the detector uses so a seeded run repeats exactly."""
+        np.random.seed(seed)
+
+    # ---- the contract users call ---------------------------------------------------------------
+
+    def fit(self, train: Dataset, validation: Dataset | None = None, *, anomalies: Dataset | None = None,
+            progress: bool = False) -> dict[str, Any]:
+        """Learn from normal data only; calibrate normalisation and threshold on held-out normal data."""
+        started = datetime.now(timezone.utc)
+        clock = time.perf_counter()
+        if self.settings.seed is not None:
+            self.seed(self.settings.seed)
+        if validation is None:
+            train, validation = self._holdout(train)
+        self.spec = fit_spec(self.spec, train)
+        train_x = encode(self.spec, train).x
+        val_samples = encode(self.spec, validation)
+        if len(train_x) < 2:
+            raise DataError("need at least two training samples after preprocessing")
+        self.build()
+        history = self._train(train_x, val_samples.x, progress)
+        self._calibrate(val_samples, anomalies)
+        self.training = {
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "seconds": round(time.perf_counter() - clock, 3),
+            "train_items": len(train),
+            "validation_items": len(validation),
+            "train_samples": int(len(train_x)),
+            "validation_samples": int(len(val_samples.x)),
+            "epochs_run": len(history),
+            "best_epoch": self._best_epoch,
+            "history": history,
+            "metrics": history[-1] if history else {},
+        }
+        return self.training
+
+    def score(self, data: Dataset, *, maps: bool = True, stride: int | None = None) -> Scores:
+        """Score items; each score is independent of what else is in the batch."""
+        if self.normaliser is None or self.threshold is None:
+            raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
+        samples = encode(self.spec, data, stride)
+        components, raw_maps = self._components(samples.x, want_maps=maps and self.spec.modality == "image")
+        combined = self.normaliser.combine(components)
+        if isinstance(self.spec, ImageSpec) and self.spec.tile:
+            how, k = self.spec.pool, self.spec.top_k
+            item_scores = pool(combined, samples.owner, samples.count, how, k)
+            item_components = {n: pool(v, samples.owner, samples.count, how, k) for n, v in components.items()}
+        else:
+            item_scores, item_components = combined, components
+        if isinstance(self.spec, SeriesSpec):
+            steps = np.asarray(samples.layout)
+            ids = [data.ids[s] for s in steps]
+        else:
+            steps, ids = None, list(data.ids)
+        item_maps = stitch_maps(self.spec, raw_maps, samples) if raw_maps is not None else None
+        return Scores(ids=ids, scores=item_scores, components=item_components, threshold=self.threshold,
+                      maps=item_maps, steps=steps)
+
+    def save(self, directory: Path | str) -> Path:
+        if self.threshold is None:
+            raise AnomalyError("only a fitted detector can be saved")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.save_state(directory)
+        (directory / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, default=_json_default))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path | str) -> Detector:
+        """Rebuild from the manifest and data-only state files; nothing in the folder is executed."""
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        if manifest["detector"]["name"] != cls.name:
+            raise ArtifactError(f"{directory}: holds a {manifest['detector']['name']!r} model, not {cls.name!r}")
+        saved_major = str(manifest["detector"]["version"]).split(".")[0]
+        if saved_major != cls.version.split(".")[0]:
+            raise ArtifactError(
+                f"{directory}: written by {cls.name} {manifest['detector']['version']}, "
+                f"which this installed {cls.name} {cls.version} cannot read; retrain the model"
+            )
+        detector = cls(spec_from_dict(manifest["input"]), params=cls.Params(**manifest["params"]))
+        norm = manifest["normalisation"]
+        detector.normaliser = Normaliser(mean=norm["mean"], std=norm["std"], weights=norm["weights"])
+        detector.threshold = float(manifest["threshold"])
+        detector.training = manifest.get("training", {})
+        detector.build()
+        detector.load_state(directory)
+        return detector
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": ARTIFACT_FORMAT,
+            "anomaly_version": __version__,
+            "detector": {"name": self.name, "version": self.version, "components": list(self.components)},
+            "input": spec_to_dict(self.spec),
+            "params": dataclasses.asdict(self.params),
+            "settings": dataclasses.asdict(self.settings),
+            "normalisation": self.normaliser.to_dict() if self.normaliser else None,
+            "threshold": self.threshold,
+            "training": self.training,
+            "libraries": library_versions(),
+        }
+
+    # ---- the pipeline ----------------------------------------------------------------------
+
+    def _holdout(self, data: Dataset) -> tuple[Dataset, Dataset]:
+        """Split off held-out normal data: whole images (never tiles of a training image), or the series' tail."""
+        fraction = self.settings.holdout
+        if not 0 < fraction < 1:
+            raise AnomalyError(f"holdout must be between 0 and 1 (got {fraction})")
+        if isinstance(data, SeriesSet):
+            cut = int(len(data) * (1 - fraction))
+            if isinstance(self.spec, SeriesSpec) and min(cut, len(data) - cut) < self.spec.window:
+                raise DataError(
+                    f"{data.name}: {len(data)} steps are too few for a window of {self.spec.window} "
+                    f"with {fraction:.0%} held out for calibration"
+                )
+            return data.slice(0, cut), data.slice(cut, None)
+        if len(data) < 2:
+            raise DataError("need at least two images: some are held out to calibrate the threshold")
+        order = np.random.default_rng(self.settings.seed).permutation(len(data))
+        n_val = min(max(1, round(len(data) * fraction)), len(data) - 1)
+        return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))
+
+    def _batches(self, x: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        size = min(self.settings.batch_size, len(x))
+        order = rng.permutation(len(x))
+        for start in range(0, len(x) - size + 1, size):
+            yield x[order[start : start + size]]
+
+    def _train(self, train_x: np.ndarray, val_x: np.ndarray, progress: bool) -> list[dict[str, float]]:
+        from anomaly.progress import TrainingProgress
+
+        rng = np.random.default_rng(self.settings.seed)
+        history: list[dict[str, float]] = []
+        best_loss, best_state, stale = np.inf, None, 0
+        self._best_epoch = None
+        steps = len(train_x) // min(self.settings.batch_size, len(train_x))
+        with TrainingProgress(self.name, self.settings.epochs, steps, enabled=progress) as bar:
+            for epoch in range(1, self.settings.epochs + 1):
+                sums: dict[str, float] = {}
+                for n, batch in enumerate(self._batches(train_x, rng), start=1):
+                    for key, value in self.train_step(batch).items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                    bar.step({k: v / n for k, v in sums.items()})
+                logs = {k: v / max(steps, 1) for k, v in sums.items()}
+                val_loss = self.validation_loss(val_x)
+                if val_loss is not None:
+                    logs["val_loss"] = float(val_loss)
+                    if val_loss < best_loss:
+                        best_loss, best_state, stale, self._best_epoch = val_loss, self.get_state(), 0, epoch
+                    else:
+                        stale += 1
+                history.append({"epoch": epoch, **logs})
+                bar.epoch_done(epoch, logs)
+                if self.settings.patience is not None and stale >= self.settings.patience:
+                    break
+        if best_state is not None:
+            self.set_state(best_state)
+        return history
+
+    def _components(self, x: np.ndarray, want_maps: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        parts: dict[str, list[np.ndarray]] = {}
+        maps = []
+        for start in range(0, len(x), self.score_batch_size):
+            comps, residual = self.sample_components(x[start : start + self.score_batch_size])
+            for key, value in comps.items():
+                parts.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
+            if want_maps and residual is not None:
+                maps.append(np.asarray(residual, dtype=np.float32))
+        components = {k: np.concatenate(v) for k, v in parts.items()}
+        return components, (np.concatenate(maps) if maps else None)
+
+    def _calibrate(self, val: Samples, anomalies: Dataset | None) -> None:
+        components, _ = self._components(val.x, want_maps=False)
+        weights = self.default_weights or {k: 1.0 for k in components}
+        weights = {**weights, **(getattr(self.params, "score_weights", None) or {})}
+        self.normaliser = Normaliser.fit(components, weights)
+        self.threshold = 0.0
+        combined = self.normaliser.combine(components)
+        if isinstance(self.spec, ImageSpec) and self.spec.tile:
+            combined = pool(combined, val.owner, val.count, self.spec.pool, self.spec.top_k)
+        anomalous = self.score(anomalies, maps=False).scores if anomalies is not None else None
+        self.threshold = self.settings.calibration.threshold(combined, anomalous)
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: no such model folder")
+    if not path.is_file():
+        raise ArtifactError(f"{directory}: not a model folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: damaged manifest ({exc})") from None
+    fmt = manifest.get("format") if isinstance(manifest, dict) else None
+    if fmt != ARTIFACT_FORMAT:
+        written_by = manifest.get("anomaly_version", "an unknown version") if isinstance(manifest, dict) else "?"
+        raise ArtifactError(
+            f"{directory}: model format {fmt!r} written by anomaly {written_by}; "
+            f"this anomaly {__version__} reads format {ARTIFACT_FORMAT} — retrain or use a matching version"
+        )
+    return manifest
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("numpy", "keras", "tensorflow", "tensorflow-cpu", "jax", "scikit-learn"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

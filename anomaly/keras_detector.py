@@ -1,0 +1,48 @@
+"""Shared plumbing for detectors built on Keras 3 networks.
+
+Keras is imported lazily: listing plugins or reading a manifest must not pay TensorFlow's
+start-up. Weights are saved as ``.weights.h5`` files — data only, the architecture is rebuilt
+from the manifest's hyper-parameters — so loading a model folder never runs code from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from anomaly.detector import Detector
+from anomaly.errors import ArtifactError
+
+
+class KerasDetector(Detector):
+    """A detector whose learned state is a dict of named Keras models in ``self.networks``."""
+
+    networks: dict[str, Any]
+
+    def seed(self, seed: int) -> None:
+        import keras
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+
+    def get_state(self) -> dict[str, list]:
+        return {name: net.get_weights() for name, net in self.networks.items()}
+
+    def set_state(self, state: dict[str, list]) -> None:
+        for name, weights in state.items():
+            self.networks[name].set_weights(weights)
+
+    def save_state(self, directory: Path) -> None:
+        for name, net in self.networks.items():
+            net.save_weights(directory / f"{name}.weights.h5")
+
+    def load_state(self, directory: Path) -> None:
+        for name, net in self.networks.items():
+            path = directory / f"{name}.weights.h5"
+            if not path.is_file():
+                raise ArtifactError(f"{directory}: missing weights file {path.name}")
+            try:
+                net.load_weights(path)
+            except (ValueError, OSError) as exc:
+                raise ArtifactError(f"{path}: weights do not fit the {name} network ({exc})") from None

@@ -1,0 +1,54 @@
+"""GANomaly: an encoder-decoder-encoder generator with a discriminator, trained on normal data.
+
+Anomalies are samples whose latent code is not preserved through reconstruction (the
+``latent`` component), that reconstruct badly (``reconstruction``) or whose discriminator
+features differ from their reconstruction's (``discriminator``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anomaly.keras_detector import KerasDetector
+
+
+@dataclass
+class GANomalyParams:
+    latent: int = 100
+    width: int = 32
+    network: str = "dense"
+    lr: float = 2e-4
+    beta1: float = 0.5
+    w_adv: float = 1.0
+    w_con: float = 50.0
+    w_enc: float = 1.0
+    score_weights: dict[str, float] = field(default_factory=dict)
+
+
+class GANomaly(KerasDetector):
+    name = "ganomaly"
+    version = "1.0"
+    description = "GANomaly: encoder-decoder-encoder GAN; latent, reconstruction and discriminator error"
+    components = ("latent", "reconstruction", "discriminator")
+    default_weights = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0}
+    Params = GANomalyParams
+
+    def build(self) -> None:
+        from anomaly_plugins.ganomaly.model import GANomalyModel
+
+        bounded = self.spec.modality == "image" and not self.spec.standardize
+        self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded)
+        self.networks = self.model.networks
+
+    def train_step(self, x: np.ndarray) -> dict[str, float]:
+        return self.model.train_step(x)
+
+    def sample_components(self, x: np.ndarray):
+        return self.model.components(x)
+
+    def validation_loss(self, x: np.ndarray) -> float:
+        """Reconstruction and latent loss on held-out normal data: what the generator is asked to minimise."""
+        comps, _ = self._components(x, want_maps=False)
+        return float(np.mean(self.params.w_con * comps["reconstruction"] + self.params.w_enc * comps["latent"]))
