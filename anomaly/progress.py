@@ -42,4 +42,4 @@ class TrainingProgress:
     def epoch_done(self, epoch: int, logs: dict[str, float]) -> None:
         self.progress.update(self.task, description=f"epoch {min(epoch + 1, self.epochs)}/{self.epochs}")
         if self.enabled:
-            self.console.log(f"epoch {epoch}: {_fmt(logs)}")
+            self.progress.console.print(f"epoch {epoch}: {_fmt(logs)}", highlight=False)
