@@ -1,0 +1,208 @@
+"""The model registry: every trained version of every named model, and which one serves.
+
+Version numbers count up per name. The database's partial unique index allows one ``active``
+version per name; ``promote`` and ``rollback`` lock the name's rows first (``SELECT ... FOR
+UPDATE`` on PostgreSQL, SQLite serialises writers anyway) so two racing promotions both succeed in
+turn instead of one failing on that index.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import desc, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from anomaly.errors import AnomalyError, ArtifactError
+from anomaly.store.engine import get_engine
+from anomaly.store.schema import TRIGGERS, Model, TrainingRun, utcnow
+
+log = logging.getLogger(__name__)
+
+# Two registrations of the same name can pick the same next version; the loser retries.
+_REGISTER_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One registered model version, detached from any database session."""
+
+    id: int
+    name: str
+    detector: str
+    version: int
+    artifact: str
+    status: str
+    threshold: float
+    created_at: datetime
+
+    @classmethod
+    def of(cls, model: Model) -> ModelRecord:
+        return cls(**{name: getattr(model, name) for name in cls.__dataclass_fields__})
+
+
+def _parse_time(value: Any, field: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ArtifactError(f"manifest training.{field} is not an ISO timestamp: {value!r}") from None
+
+
+def _read_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    try:
+        training = manifest["training"]
+        return {
+            "detector": str(manifest["detector"]["name"]),
+            "detector_version": str(manifest["detector"]["version"]),
+            "threshold": float(manifest["threshold"]),
+            "metrics": dict(training["metrics"]),
+            "started_at": _parse_time(training["started_at"], "started_at"),
+            "finished_at": _parse_time(training["finished_at"], "finished_at"),
+        }
+    except KeyError as exc:
+        raise ArtifactError(f"model manifest lacks {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"model manifest is malformed: {exc}") from None
+
+
+def _lock_versions(session: Session, name: str) -> list[Model]:
+    query = select(Model).where(Model.name == name).order_by(Model.version).with_for_update()
+    return list(session.scalars(query))
+
+
+def register_trained_model(
+    name: str,
+    model_dir: Path,
+    manifest: dict[str, Any],
+    trigger: str = "manual",
+    data_summary: dict[str, Any] | None = None,
+    *,
+    engine: Engine | None = None,
+) -> ModelRecord:
+    """Store a trained model as the next version of ``name`` and record its training run.
+
+    The first version of a name becomes ``active`` so a fresh install can score at once; later
+    versions are ``candidate`` until someone (or the retraining policy) promotes them.
+    """
+    if not name.strip():
+        raise AnomalyError("a model name cannot be empty")
+    if trigger not in TRIGGERS:
+        raise AnomalyError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
+    facts = _read_manifest(manifest)
+    engine = engine or get_engine()
+    attempt = 1
+    while True:
+        try:
+            return _register(engine, name, Path(model_dir), manifest, facts, trigger, data_summary)
+        except IntegrityError:
+            if attempt == _REGISTER_ATTEMPTS:
+                raise
+            attempt += 1
+            log.info("version of %s taken by a concurrent registration; retrying", name)
+
+
+def _register(
+    engine: Engine,
+    name: str,
+    model_dir: Path,
+    manifest: dict[str, Any],
+    facts: dict[str, Any],
+    trigger: str,
+    data_summary: dict[str, Any] | None,
+) -> ModelRecord:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        versions = _lock_versions(session, name)
+        version = max((m.version for m in versions), default=0) + 1
+        first = version == 1
+        model = Model(
+            name=name,
+            detector=facts["detector"],
+            detector_version=facts["detector_version"],
+            version=version,
+            artifact=str(model_dir.resolve()),
+            manifest=manifest,
+            metrics=facts["metrics"],
+            threshold=facts["threshold"],
+            status="active" if first else "candidate",
+        )
+        session.add(model)
+        session.flush()
+        session.add(
+            TrainingRun(
+                model_id=model.id,
+                model_name=name,
+                trigger=trigger,
+                started_at=facts["started_at"],
+                finished_at=facts["finished_at"],
+                status="succeeded",
+                data_summary=data_summary,
+                metrics=facts["metrics"],
+                decision="active" if first else "candidate",
+                reason=f"first version of {name}" if first else "registered; awaiting promotion",
+            )
+        )
+        return ModelRecord.of(model)
+
+
+def _activate(session: Session, target: Model) -> None:
+    """Retire the name's active version, then activate ``target``, in that order for the index."""
+    now = utcnow()
+    session.execute(
+        update(Model)
+        .where(Model.name == target.name, Model.status == "active")
+        .values(status="retired", retired_at=now)
+    )
+    session.execute(update(Model).where(Model.id == target.id).values(status="active", retired_at=None))
+
+
+def promote(name: str, version: int, *, engine: Engine | None = None) -> ModelRecord:
+    """Make ``version`` the only active version of ``name``; the previously active one is retired."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session, session.begin():
+        versions = {m.version: m for m in _lock_versions(session, name)}
+        if not versions:
+            raise AnomalyError(f"no model named {name!r}; see `anomaly models`")
+        target = versions.get(version)
+        if target is None:
+            known = ", ".join(str(v) for v in versions)
+            raise AnomalyError(f"{name} has no version {version} (versions: {known})")
+        if target.status != "active":
+            _activate(session, target)
+            session.refresh(target)
+        return ModelRecord.of(target)
+
+
+def rollback(name: str, *, engine: Engine | None = None) -> ModelRecord:
+    """Re-activate the version that served before the current one (the most recently retired)."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session, session.begin():
+        versions = _lock_versions(session, name)
+        if not versions:
+            raise AnomalyError(f"no model named {name!r}; see `anomaly models`")
+        retired = [m for m in versions if m.status == "retired"]
+        if not retired:
+            raise AnomalyError(f"{name} has no retired version to roll back to")
+        previous = max(retired, key=lambda m: (m.retired_at, m.version))
+        _activate(session, previous)
+        session.refresh(previous)
+        return ModelRecord.of(previous)
+
+
+def active_model(name: str, *, engine: Engine | None = None) -> ModelRecord | None:
+    """The version of ``name`` that should score now, if any."""
+    with Session(engine or get_engine()) as session:
+        model = session.scalars(select(Model).where(Model.name == name, Model.status == "active")).one_or_none()
+        return ModelRecord.of(model) if model else None
+
+
+def list_models(name: str | None = None, *, engine: Engine | None = None) -> list[ModelRecord]:
+    """Every registered version (of one name, if given), by name then newest version first."""
+    query = select(Model).order_by(Model.name, desc(Model.version))
+    if name is not None:
+        query = query.where(Model.name == name)
+    with Session(engine or get_engine()) as session:
+        return [ModelRecord.of(m) for m in session.scalars(query)]
