@@ -1,9 +1,9 @@
 """The model registry: every trained version of every named model, and which one serves.
 
 Version numbers count up per name. The database's partial unique index allows one ``active``
-version per name; ``promote`` and ``rollback`` lock the name's rows first (``SELECT ... FOR
-UPDATE`` on PostgreSQL, SQLite serialises writers anyway) so two racing promotions both succeed in
-turn instead of one failing on that index.
+version per name; registration, ``promote`` and ``rollback`` lock the name's rows first so two
+racing promotions both succeed in turn instead of one failing on that index, and two racing
+registrations pick distinct versions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from anomaly.store.schema import TRIGGERS, Model, TrainingRun, utcnow
 
 log = logging.getLogger(__name__)
 
-# Two registrations of the same name can pick the same next version; the loser retries.
+# Only the very first version of a name has no rows to lock: two racing registrations can both pick
+# version 1, and the loser retries (then as version 2).
 _REGISTER_ATTEMPTS = 3
 
 
@@ -72,8 +73,15 @@ def _read_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lock_versions(session: Session, name: str) -> list[Model]:
-    query = select(Model).where(Model.name == name).order_by(Model.version).with_for_update()
-    return list(session.scalars(query))
+    """The name's versions, read only after this transaction holds the write lock on them.
+
+    A no-op UPDATE takes the lock on both dialects: row locks on PostgreSQL, the database write
+    lock on SQLite (where a plain SELECT would not start the write transaction). Reading after it,
+    in a new statement, sees whatever a concurrent writer we waited for has committed, which a
+    ``SELECT ... FOR UPDATE`` does not for rows inserted meanwhile.
+    """
+    session.execute(update(Model).where(Model.name == name).values(name=Model.name))
+    return list(session.scalars(select(Model).where(Model.name == name).order_by(Model.version)))
 
 
 def register_trained_model(

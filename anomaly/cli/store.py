@@ -1,0 +1,178 @@
+"""``anomaly db``, ``anomaly models`` and ``anomaly events``: the store from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from anomaly.errors import AnomalyError
+from anomaly.store import migrate, queries, registry
+from anomaly.store.config import database_url, hide_password
+from anomaly.store.schema import LABELS
+
+_AGO = re.compile(r"^(\d+)\s*([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _parse_since(value: str) -> datetime:
+    """``15m``, ``2h``, ``7d`` ago, or an ISO timestamp (UTC when it names no zone)."""
+    ago = _AGO.match(value.strip())
+    if ago:
+        return datetime.now(timezone.utc) - timedelta(**{_UNITS[ago[2]]: int(ago[1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise AnomalyError(f"--since takes 15m, 2h, 7d or an ISO timestamp, not {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _print_records(records: Sequence[Any], as_json: bool, title: str, columns: dict[str, str]) -> None:
+    """Records as a JSON list for scripts, or a rich table of the chosen ``columns`` for people."""
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in records], default=_json_default, indent=2))
+        return
+    table = Table(title=title)
+    for heading in columns.values():
+        table.add_column(heading)
+    for record in records:
+        table.add_row(*(_cell(getattr(record, field)) for field in columns))
+    Console().print(table)
+
+
+@click.group()
+def db() -> None:
+    """Create or migrate the database schema (Alembic)."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    migrate.upgrade(revision)
+    click.echo(f"{hide_password(database_url())} is at revision {migrate.current()}")
+
+
+@db.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (`base` removes every table)."""
+    migrate.downgrade(revision)
+    click.echo(f"{hide_password(database_url())} is at revision {migrate.current() or 'base'}")
+
+
+@db.command()
+def current() -> None:
+    """Show the database's revision and whether it is up to date."""
+    revision = migrate.current()
+    head = migrate.head_revision()
+    state = "up to date" if revision == head else f"behind {head}: run `anomaly db upgrade`"
+    click.echo(f"{hide_password(database_url())}: {revision or 'no schema'} ({state})")
+
+
+_MODEL_COLUMNS = {
+    "name": "name",
+    "version": "version",
+    "status": "status",
+    "detector": "detector",
+    "threshold": "threshold",
+    "created_at": "created",
+    "artifact": "artifact",
+}
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List registered models; sub-commands promote and roll back versions."""
+    if ctx.invoked_subcommand is None:
+        _print_records(registry.list_models(), as_json, "Registered models", _MODEL_COLUMNS)
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=int)
+def promote(name: str, version: int) -> None:
+    """Make VERSION of NAME the active one (the current active version is retired)."""
+    record = registry.promote(name, version)
+    click.echo(f"{record.name} version {record.version} is active")
+
+
+@models.command("rollback")
+@click.argument("name")
+def rollback_command(name: str) -> None:
+    """Re-activate the version of NAME that was active before the current one."""
+    record = registry.rollback(name)
+    click.echo(f"{record.name} rolled back to version {record.version}")
+
+
+_EVENT_COLUMNS = {
+    "id": "id",
+    "received_at": "received",
+    "source": "source",
+    "topic": "topic",
+    "partition": "part",
+    "offset": "offset",
+    "score": "score",
+    "threshold": "threshold",
+    "is_anomaly": "anomaly",
+    "label": "label",
+}
+
+
+@click.group(invoke_without_command=True)
+@click.option("--anomalies", is_flag=True, help="Only events scored as anomalies.")
+@click.option("--since", help="Only events received since then: 15m, 2h, 7d or an ISO timestamp.")
+@click.option("--source", help="Only events from this source.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def events(
+    ctx: click.Context, anomalies: bool, since: str | None, source: str | None, limit: int, as_json: bool
+) -> None:
+    """Show the newest scored events; `label` records an operator's verdict on one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    records = queries.recent_events(
+        anomalies_only=anomalies,
+        since=_parse_since(since) if since else None,
+        source=source,
+        limit=limit,
+    )
+    _print_records(records, as_json, "Anomalies" if anomalies else "Events", _EVENT_COLUMNS)
+
+
+@events.command()
+@click.argument("event_id", type=int, metavar="ID")
+@click.argument("label", type=click.Choice(LABELS))
+def label(event_id: int, label: str) -> None:
+    """Label event ID as normal or anomaly (kept for review and retraining)."""
+    record = queries.label_event(event_id, label)
+    click.echo(f"event {record.id} labelled {record.label}")
+
+
+COMMANDS = [db, models, events]
