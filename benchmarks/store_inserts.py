@@ -15,24 +15,18 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-
 from anomaly.store import migrate
 from anomaly.store.engine import create_engine_for
 from anomaly.store.queries import insert_events
-
-ROOT = Path(__file__).resolve().parents[1]
+from anomaly.store.scratch import postgres_script, scratch_database
 
 
 def make_batches(batches: int, size: int, channels: int, seed: int = 0) -> list[list[dict[str, Any]]]:
@@ -97,20 +91,11 @@ def sqlite_database() -> Iterator[str]:
 
 @contextmanager
 def postgres_database() -> Iterator[str]:
-    script = ROOT / "scripts" / "postgres.sh"
-    subprocess.run(["bash", str(script), "start"], check=True, capture_output=True)
-    printed = subprocess.run(["bash", str(script), "url"], check=True, capture_output=True, text=True)
-    server = make_url(printed.stdout.strip())
-    name = f"anomaly_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine_for(server.render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    started = postgres_script("start")
+    if started.returncode != 0:
+        raise SystemExit(f"PostgreSQL did not start: {started.stderr.strip()}")
+    with scratch_database(postgres_script("url").stdout.strip(), prefix="anomaly_bench") as url:
+        yield url
 
 
 def main() -> None:

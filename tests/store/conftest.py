@@ -7,38 +7,31 @@ PostgreSQL cases skip locally; under CI (``CI`` set) any failure to start fails 
 from __future__ import annotations
 
 import os
-import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from anomaly.store import migrate
-from anomaly.store.engine import create_engine_for, get_engine
+from anomaly.store.engine import get_engine
 from anomaly.store.registry import ModelRecord, register_trained_model
 from anomaly.store.schema import Base
+from anomaly.store.scratch import postgres_script, scratch_database
 
-PG_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
 MISSING_BINARY = 3  # scripts/postgres.sh's exit status when PostgreSQL is not installed
-
-def _postgres(action: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(PG_SCRIPT), action], capture_output=True, text=True, timeout=120)
-
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The URL of the shared test database on a running server."""
-    started = _postgres("start")
+    started = postgres_script("start")
     if started.returncode != 0:
         reason = f"PostgreSQL did not start: {started.stderr.strip() or started.stdout.strip()}"
         if started.returncode == MISSING_BINARY and not os.environ.get("CI"):
             pytest.skip(reason)
         pytest.fail(reason)
-    return _postgres("url").stdout.strip()
+    return postgres_script("url").stdout.strip()
 
 
 @pytest.fixture(scope="session")
@@ -78,17 +71,8 @@ def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'blank.db'}"
         return
-    server = make_url(request.getfixturevalue("postgres_server"))
-    name = f"anomaly_blank_{uuid.uuid4().hex[:12]}"
-    admin = create_engine_for(server.render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(request.getfixturevalue("postgres_server"), prefix="anomaly_blank") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""Throwaway PostgreSQL databases on the loopback server of scripts/postgres.sh.
+
+Shared by the store tests and the insert benchmark, which each need a database of their own that
+disappears afterwards. Needs the repository checkout (the project installs editable).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+import anomaly
+from anomaly.store.engine import create_engine_for
+
+POSTGRES_SCRIPT = Path(anomaly.__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+
+
+def postgres_script(action: str) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/postgres.sh ACTION``; the caller reads its return code and output."""
+    return subprocess.run(["bash", str(POSTGRES_SCRIPT), action], capture_output=True, text=True, timeout=120)
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str = "anomaly_scratch") -> Iterator[str]:
+    """Create an empty database next to ``server_url``'s, yield its URL, drop it afterwards."""
+    server = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine_for(server_url)
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
