@@ -33,9 +33,9 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from anomaly.cli import detectors
+    from anomaly.cli import detectors, store
 
-    for command in detectors.COMMANDS:
+    for command in detectors.COMMANDS + store.COMMANDS:
         cli.add_command(command)
 
 
