@@ -25,7 +25,7 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
         keep = [i for i, item_id in enumerate(data.ids) if item_id not in trained]
         excluded = len(data) - len(keep)
         data = data.subset(keep)
-    scores = model.score(data, maps=False)
+    scores = model.score(data, maps=False, stride=1)
     if isinstance(data, ImageSet):
         labels, kinds = data.labels, np.asarray(data.kinds)
     else:

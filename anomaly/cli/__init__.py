@@ -33,9 +33,9 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from anomaly.cli import detectors, store
+    from anomaly.cli import demo, detectors, store
 
-    for command in detectors.COMMANDS + store.COMMANDS:
+    for command in detectors.COMMANDS + demo.COMMANDS + store.COMMANDS:
         cli.add_command(command)
 
 

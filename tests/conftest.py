@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny data on disk and a CLI runner that shows what a user would see."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def cli():
+    from anomaly.cli import cli as group
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(group, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def write_images(folder: Path, count: int, seed: int = 0, size=(24, 30)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        ramp = np.linspace(60, 180, size[1])[None, :] + rng.normal(0, 4, size)
+        Image.fromarray(np.clip(ramp, 0, 255).astype(np.uint8)).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def write_series(path: Path, steps: int = 200, channels: int = 2) -> Path:
+    t = np.arange(steps)[:, None]
+    values = np.sin(t / (4 + np.arange(channels)))
+    header = ",".join(f"c{i}" for i in range(channels))
+    np.savetxt(path, values, delimiter=",", header=header, comments="")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not beside the repository")
+    return SHARED_DATA

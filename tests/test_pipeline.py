@@ -1,0 +1,85 @@
+"""Train → save → load → score → evaluate through the CLI, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from anomaly.detector import FitSettings
+from anomaly.inputs import ImageSpec
+from anomaly.testing import synthetic_images
+from tests.conftest import write_images
+
+TINY = ("--epochs", "1", "--set", "width=4", "--set", "latent=4", "--no-progress", "--image-size", "16")
+
+
+def _labelled_folder(root: Path) -> Path:
+    write_images(root / "good", 10)
+    defects = root / "scratch"
+    defects.mkdir(parents=True)
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (24, 30), dtype=np.uint8)).save(defects / f"d{i}.png")
+    return root
+
+
+def test_train_score_evaluate_on_a_labelled_image_folder(cli, tmp_path: Path) -> None:
+    data = _labelled_folder(tmp_path / "parts")
+    model = tmp_path / "model"
+    trained = cli("train", "ganomaly", data, "--out", model, "--test-fraction", "0.3", *TINY)
+    assert trained.exit_code == 0, trained.output
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["detector"]["name"] == "ganomaly"
+    assert manifest["input"]["channels"] == 1
+    assert len(manifest["training"]["data"]["trained_ids"]) == 7  # 10 normal, 30% kept for evaluation
+    assert set(manifest["normalisation"]["mean"]) == {"latent", "reconstruction", "discriminator"}
+    assert {"keras", "numpy"} <= set(manifest["libraries"])
+
+    result = cli("evaluate", model, data, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["excluded_training_items"] == 7
+    assert report["results"]["all"]["normal"] == 3 and report["results"]["all"]["anomalous"] == 4
+    assert set(report["results"]) == {"all", "scratch"}
+    assert 0.0 <= report["results"]["all"]["auroc"] <= 1.0
+
+    first = cli("score", model, data / "scratch", "--maps", tmp_path / "maps")
+    again = cli("score", model, data / "scratch")
+    assert first.exit_code == 0, first.output
+    rows = [json.loads(line) for line in first.output.splitlines() if line.startswith("{")]
+    assert [r["score"] for r in rows] == [json.loads(line)["score"] for line in again.output.splitlines()]
+    assert len(list((tmp_path / "maps").glob("*.png"))) == 4
+
+
+def test_same_seed_same_scores_through_the_cli(cli, tmp_path: Path) -> None:
+    data = write_images(tmp_path / "imgs", 8)
+    outputs = []
+    for run in ("a", "b"):
+        assert cli("train", "ganomaly", data, "--out", tmp_path / run, "--seed", "7", *TINY).exit_code == 0
+        outputs.append(cli("score", tmp_path / run, data).output)
+    assert outputs[0] == outputs[1]
+
+
+def test_holdout_never_splits_an_image_across_train_and_calibration() -> None:
+    from anomaly.plugins import registry
+
+    detector = registry().get("ganomaly")(ImageSpec(image_size=16, tile=True), settings=FitSettings(holdout=0.25))
+    train, held = detector._holdout(synthetic_images(count=12))
+    assert len(held) == 3 and len(train) == 9
+    assert not set(train.ids) & set(held.ids)
+
+
+def test_evaluate_smd_windows(cli, tmp_path: Path, shared_data: Path) -> None:
+    npz = shared_data / "smd" / "machine-2-7.npz"
+    model = tmp_path / "smd"
+    trained = cli("train", "ganomaly", npz, "--out", model, "--window", "16", "--stride", "8", "--epochs", "1",
+                  "--set", "width=8", "--set", "latent=8", "--no-progress")
+    assert trained.exit_code == 0, trained.output
+    report = json.loads(cli("evaluate", model, npz, "--json").output)
+    result = report["results"]["all"]
+    assert result["normal"] + result["anomalous"] == 23696 - 15
+    assert result["anomalous"] > 0 and 0.0 <= result["auprc"] <= 1.0
