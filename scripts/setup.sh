@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine: the Python package with its
+# dependencies, Debian's PostgreSQL server (store tests) and the Kafka broker's jars (stream
+# tests). Safe to run again: each step is skipped when its work is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"
+
+if ! [ -x /usr/lib/postgresql/15/bin/initdb ] && ! command -v initdb >/dev/null 2>&1; then
+    echo "installing PostgreSQL (Debian package)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q postgresql
+fi
+
+if [ -f scripts/kafka.sh ]; then
+    bash scripts/kafka.sh fetch
+fi

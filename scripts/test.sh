@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: installs what the suite needs, then runs it. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider "$@"
