@@ -205,6 +205,9 @@ class Detector(ABC):
         """Score items; each score is independent of what else is in the batch."""
         if self.normaliser is None or self.threshold is None:
             raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
+        return self._score(data, maps=maps, stride=stride, threshold=self.threshold)
+
+    def _score(self, data: Dataset, *, maps: bool, stride: int | None, threshold: float) -> Scores:
         samples = encode(self.spec, data, stride)
         components, raw_maps = self._components(samples.x, want_maps=maps and self.spec.modality == "image")
         combined = self.normaliser.combine(components)
@@ -220,7 +223,7 @@ class Detector(ABC):
         else:
             steps, ids = None, list(data.ids)
         item_maps = stitch_maps(self.spec, raw_maps, samples) if raw_maps is not None else None
-        return Scores(ids=ids, scores=item_scores, components=item_components, threshold=self.threshold,
+        return Scores(ids=ids, scores=item_scores, components=item_components, threshold=threshold,
                       maps=item_maps, steps=steps)
 
     def save(self, directory: Path | str) -> Path:
@@ -343,11 +346,12 @@ class Detector(ABC):
         weights = self.default_weights or {k: 1.0 for k in components}
         weights = {**weights, **(getattr(self.params, "score_weights", None) or {})}
         self.normaliser = Normaliser.fit(components, weights)
-        self.threshold = 0.0
         combined = self.normaliser.combine(components)
         if isinstance(self.spec, ImageSpec) and self.spec.tile:
             combined = pool(combined, val.owner, val.count, self.spec.pool, self.spec.top_k)
-        anomalous = self.score(anomalies, maps=False).scores if anomalies is not None else None
+        anomalous = None
+        if anomalies is not None:
+            anomalous = self._score(anomalies, maps=False, stride=None, threshold=np.inf).scores
         self.threshold = self.settings.calibration.threshold(combined, anomalous)
 
 

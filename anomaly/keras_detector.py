@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from anomaly.detector import Detector
-from anomaly.errors import ArtifactError
+from anomaly.errors import AnomalyError, ArtifactError
+
+
+def require_tensorflow() -> None:
+    """The built-in GAN training steps use TensorFlow's autodiff; other Keras backends need their own."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise AnomalyError(
+            f"the built-in GAN detectors train on Keras' TensorFlow backend, not {keras.backend.backend()!r}; "
+            "unset KERAS_BACKEND or set it to tensorflow"
+        )
 
 
 class KerasDetector(Detector):
@@ -20,6 +31,7 @@ class KerasDetector(Detector):
     networks: dict[str, Any]
 
     def seed(self, seed: int) -> None:
+        require_tensorflow()
         import keras
         import tensorflow as tf
 

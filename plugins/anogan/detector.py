@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anomaly.errors import AnomalyError
-from anomaly.keras_detector import KerasDetector
+from anomaly.keras_detector import KerasDetector, require_tensorflow
 
 
 @dataclass
@@ -49,6 +49,7 @@ class AnoGAN(KerasDetector):
     def build(self) -> None:
         from anomaly_plugins.anogan.model import AnoGANModel
 
+        require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = AnoGANModel(self.spec.sample_shape, self.params, bounded, self.settings.seed or 0)
         self.networks = self.model.networks

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anomaly.keras_detector import KerasDetector
+from anomaly.keras_detector import KerasDetector, require_tensorflow
 
 
 @dataclass
@@ -38,6 +38,7 @@ class GANomaly(KerasDetector):
     def build(self) -> None:
         from anomaly_plugins.ganomaly.model import GANomalyModel
 
+        require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded)
         self.networks = self.model.networks
