@@ -1,0 +1,424 @@
+"""The scoring loop: poll a batch → decode → score as one batch → store in one transaction → commit.
+
+Exactly one stored row per message comes from at-least-once delivery plus the idempotent store:
+
+- offsets are committed only after the batch's events and rejections are stored in one transaction
+  and its dead letters and alerts are acknowledged by the broker; the committed offset is the last
+  stored offset + 1 (Kafka's "next message to read");
+- a crash anywhere before the commit replays the batch, and ``insert_events`` skips rows already
+  stored (unique on topic, partition, offset);
+- on partition revocation, whatever was stored but not yet committed is committed with a
+  non-blocking ``commit_async``: kafka-python 3.x runs rebalance callbacks on the I/O loop that also
+  sends heartbeats, so the callback never touches the database or waits;
+- while the database or the broker is unavailable the loop waits and retries the same batch, keeping
+  its group membership by polling with every partition paused; nothing unstored is committed;
+- SIGTERM/SIGINT (``stop()``) let the current batch finish, commit, and close.
+
+One batch's scoring time is kept well below ``max_poll_interval_ms`` (past it the group evicts the
+consumer): the batch size adapts to the measured seconds per message, so a slow detector (AnoGAN's
+latent search) gets small batches and a fast one large batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from anomaly.store.queries import insert_events, insert_rejections
+from anomaly.stream.alerts import DEFAULT_ALERTS_TOPIC, alert
+from anomaly.stream.deadletter import dead_letter, rejection_row
+from anomaly.stream.decode import MAX_MESSAGE_BYTES, Decoded, Message, Picture, Reading, Rejected, decoders
+from anomaly.stream.metrics import StreamMetrics
+from anomaly.stream.models import ModelWatcher, Scored
+from anomaly.stream.publish import Outgoing, Publisher
+
+log = logging.getLogger(__name__)
+
+# Share of max_poll_interval_ms one batch's scoring may use: leaves room for the write and retries.
+POLL_BUDGET_SHARE = 0.2
+FIRST_BATCH = 64
+
+
+@dataclass
+class ServeSettings:
+    """Everything ``anomaly serve`` is told; ``models`` maps each topic to a registered model name."""
+
+    topics: list[str]
+    models: dict[str, str]
+    bootstrap_servers: str
+    group: str = "anomaly-serve"
+    client: dict[str, Any] = field(default_factory=dict)
+    decoders: dict[str, str] = field(default_factory=dict)
+    alerts_topic: str | None = DEFAULT_ALERTS_TOPIC
+    sources: frozenset[str] | None = None
+    max_batch: int = 2000
+    max_poll_interval_ms: int = 300_000
+    poll_timeout_ms: int = 500
+    model_check_s: float = 5.0
+    max_messages: int | None = None
+    idle_timeout_s: float | None = None
+    store_payload: bool = True
+    max_bytes: int = MAX_MESSAGE_BYTES
+    retry_max_s: float = 5.0
+
+
+@dataclass
+class RunSummary:
+    consumed: int = 0
+    scored: int = 0
+    rejected: int = 0
+    anomalies: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Batch:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    anomalies: dict[str, int] = field(default_factory=dict)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Forwards kafka-python's callbacks; they run on its I/O loop and must return promptly."""
+
+    def __init__(self, scorer: StreamScorer) -> None:
+        self.scorer = scorer
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.scorer._on_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.scorer._on_assigned(set(assigned))
+
+
+class StreamScorer:
+    """One consumer in a group, scoring its partitions into the store until stopped."""
+
+    def __init__(self, settings: ServeSettings, engine: Engine, metrics: StreamMetrics | None = None) -> None:
+        missing = [t for t in settings.topics if t not in settings.models]
+        if missing:
+            raise ValueError(f"no model named for topic(s) {missing}")
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics or StreamMetrics()
+        self.models = ModelWatcher(list(settings.models.values()), engine, settings.model_check_s)
+        registry = decoders()
+        self._decoders = {}
+        for topic in settings.topics:
+            model = self.models[settings.models[topic]]
+            info = registry.get(settings.decoders.get(topic) or registry.default_for(model.detector.spec))
+            if info.modality != model.modality:
+                raise ValueError(f"decoder for {topic} feeds {info.modality} models, but {model.name} is {model.modality}")
+            self._decoders[topic] = info.decode
+        self.summary = RunSummary()
+        self._stop = False
+        self._done: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag_labels: set[TopicPartition] = set()
+        self._seconds_per_message: float | None = None
+        self._waiting_on: str | None = None
+        self._last_loop = time.monotonic()
+        self.consumer: KafkaConsumer | None = None
+        self.publisher: Publisher | None = None
+        for model in self.models.models.values():
+            self.metrics.model_version.labels(model.name).set(model.version)
+
+    # ---- control -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the current batch, commit, close: safe to call from a signal handler or thread."""
+        self._stop = True
+
+    @contextmanager
+    def signals_stop(self) -> Iterator[None]:
+        """SIGTERM and SIGINT stop the loop gracefully; a second one is handled the default way."""
+
+        def handler(signum: int, _frame: Any) -> None:
+            log.info("stopping after this batch", extra={"fields": {"signal": signal.Signals(signum).name}})
+            self.stop()
+            signal.signal(signum, previous[signum])
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+    def health(self) -> tuple[bool, dict]:
+        """For /healthz: unhealthy while waiting on a dependency or when the loop has stalled."""
+        stalled = time.monotonic() - self._last_loop > max(60.0, self.settings.max_poll_interval_ms / 1000)
+        details = {
+            "waiting_on": self._waiting_on,
+            "stalled": stalled,
+            "consumed": self.summary.consumed,
+            "models": {m.name: m.version for m in self.models.models.values()},
+        }
+        return self._waiting_on is None and not stalled, details
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        s = self.settings
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=s.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            **s.client,
+        )
+        self.consumer.subscribe(s.topics, listener=_Rebalance(self))
+        self.publisher = Publisher(s.bootstrap_servers, **s.client)
+        started = time.perf_counter()
+        idle_since = time.monotonic()
+        log.info("consuming", extra={"fields": {"topics": s.topics, "group": s.group}})
+        try:
+            while not self._stop:
+                self._last_loop = time.monotonic()
+                for model in self.models.refresh():
+                    self.metrics.swaps.labels(model.name).inc()
+                    self.metrics.model_version.labels(model.name).set(model.version)
+                polled = self.consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=self._batch_limit())
+                if not polled:
+                    if s.idle_timeout_s is not None and time.monotonic() - idle_since > s.idle_timeout_s:
+                        log.info("idle; stopping", extra={"fields": {"idle_s": s.idle_timeout_s}})
+                        break
+                    continue
+                idle_since = time.monotonic()
+                if not self._handle([Message.of(r) for tp in sorted(polled) for r in polled[tp]]):
+                    break
+                if s.max_messages is not None and self.summary.consumed >= s.max_messages:
+                    break
+        finally:
+            self.summary.seconds = time.perf_counter() - started
+            self._close()
+        return self.summary
+
+    def _handle(self, messages: list[Message]) -> bool:
+        """One batch end to end; False when a stop came while it waited (nothing was committed)."""
+        clock = time.perf_counter()
+        for message in messages:
+            self.metrics.consumed.labels(message.topic).inc()
+        batch = self._build(messages)
+        if not self._store(batch):
+            return False
+        if not self.publisher.send_all(batch.outgoing, keep_going=lambda: not self._stop):
+            return False
+        self._done.update(batch.next_offsets)
+        if not self._commit(batch.next_offsets):
+            return False
+        self._count(messages, batch)
+        self.metrics.batch_seconds.observe(time.perf_counter() - clock)
+        self.metrics.batch_size.observe(len(messages))
+        self._update_lag()
+        return True
+
+    def _build(self, messages: list[Message]) -> _Batch:
+        batch = _Batch()
+        by_model: dict[str, list[tuple[Message, Decoded]]] = {}
+        for message in messages:
+            tp = TopicPartition(message.topic, message.partition)
+            batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), message.offset + 1)
+            name = self.settings.models[message.topic]
+            model = self.models[name]
+            try:
+                item = self._decoders[message.topic](message, model.context(self.settings.sources, self.settings.max_bytes))
+            except Rejected as rejection:
+                self._reject(batch, message, rejection)
+                continue
+            by_model.setdefault(name, []).append((message, item))
+        for name, pairs in by_model.items():
+            model = self.models[name]
+            clock = time.perf_counter()
+            results = model.score([item for _, item in pairs])
+            elapsed = time.perf_counter() - clock
+            self.metrics.scoring_seconds.labels(name).observe(elapsed)
+            self._learn_speed(elapsed, len(pairs))
+            for (message, item), result in zip(pairs, results):
+                if isinstance(result, Rejected):
+                    self._reject(batch, message, result)
+                else:
+                    self._event(batch, message, item, result, model)
+        return batch
+
+    def _reject(self, batch: _Batch, message: Message, rejection: Rejected) -> None:
+        batch.rejections.append(rejection_row(message, rejection))
+        batch.outgoing.append(dead_letter(message, rejection))
+        self.metrics.rejected.labels(message.topic, rejection.kind).inc()
+        log.info("rejected", extra={"fields": {"topic": message.topic, "partition": message.partition,
+                                               "offset": message.offset, "reason": rejection.reason}})
+
+    def _event(self, batch: _Batch, message: Message, item: Decoded, scored: Scored, model) -> None:
+        if isinstance(item, Picture):
+            payload, content_type = item.payload, item.content_type
+        else:
+            payload, content_type = message.value, "application/json"
+        source = item.source if isinstance(item, (Reading, Picture)) else None
+        batch.events.append({
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "key": message.key_text,
+            "source": source,
+            "event_time": item.event_time,
+            "model_id": model.model_id,
+            "score": scored.score,
+            "threshold": scored.threshold,
+            "components": scored.components,
+            "is_anomaly": scored.is_anomaly,
+            "payload": payload if self.settings.store_payload else None,
+            "payload_content_type": content_type if self.settings.store_payload else None,
+        })
+        if scored.is_anomaly:
+            batch.anomalies[message.topic] = batch.anomalies.get(message.topic, 0) + 1
+            if self.settings.alerts_topic:
+                batch.outgoing.append(alert(message, source, item.event_time, scored, model, self.settings.alerts_topic))
+
+    def _count(self, messages: list[Message], batch: _Batch) -> None:
+        self.summary.batches += 1
+        self.summary.consumed += len(messages)
+        self.summary.scored += len(batch.events)
+        self.summary.rejected += len(batch.rejections)
+        self.summary.anomalies += sum(batch.anomalies.values())
+        for row in batch.events:
+            self.metrics.scored.labels(row["topic"]).inc()
+        for topic, count in batch.anomalies.items():
+            self.metrics.anomalies.labels(topic).inc(count)
+
+    # ---- batch size --------------------------------------------------------------------------
+
+    def _learn_speed(self, seconds: float, count: int) -> None:
+        per_message = seconds / max(count, 1)
+        previous = self._seconds_per_message
+        self._seconds_per_message = per_message if previous is None else 0.7 * previous + 0.3 * per_message
+
+    def _batch_limit(self) -> int:
+        """At most what scores in a fifth of max_poll_interval_ms at the speed measured so far."""
+        if self._seconds_per_message is None:
+            return min(self.settings.max_batch, FIRST_BATCH)
+        budget_s = self.settings.max_poll_interval_ms / 1000 * POLL_BUDGET_SHARE
+        return max(1, min(self.settings.max_batch, int(budget_s / max(self._seconds_per_message, 1e-6))))
+
+    # ---- dependencies: database, broker ------------------------------------------------------
+
+    def _store(self, batch: _Batch) -> bool:
+        """Events and rejections in one transaction, retried until stored; False if stopped first."""
+        delay = 0.2
+        while True:
+            try:
+                with self.engine.begin() as connection:
+                    insert_events(connection, batch.events)
+                    insert_rejections(connection, batch.rejections)
+                self._recovered("database")
+                return True
+            except (OperationalError, InterfaceError) as exc:
+                self._unavailable("database", exc)
+                if not self._wait(delay):
+                    return False
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit stored offsets of partitions still owned; retried through broker outages."""
+        delay = 0.2
+        while True:
+            owned = self.consumer.assignment()
+            todo = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()
+                    if tp in owned and self._committed.get(tp) != offset}
+            if not todo:
+                return True
+            try:
+                self.consumer.commit(todo)
+                self._committed.update({tp: meta.offset for tp, meta in todo.items()})
+                self._recovered("broker")
+                return True
+            except CommitFailedError as exc:
+                log.warning("commit refused after a rebalance; the partitions' new owner replays from the last "
+                            "commit and the store skips rows it already has", extra={"fields": {"error": str(exc)}})
+                return True
+            except KafkaError as exc:
+                self._unavailable("broker", exc)
+                if self._stop:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    def _unavailable(self, dependency: str, exc: Exception) -> None:
+        self.metrics.retries.labels(dependency).inc()
+        if self._waiting_on != dependency:
+            log.warning(f"{dependency} unavailable; waiting and retrying",
+                        extra={"fields": {"dependency": dependency, "error": str(exc).splitlines()[0]}})
+        self._waiting_on = dependency
+
+    def _recovered(self, dependency: str) -> None:
+        if self._waiting_on == dependency:
+            log.info(f"{dependency} back", extra={"fields": {"dependency": dependency}})
+            self._waiting_on = None
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep while staying in the group: poll with every partition paused, unreading anything returned."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._stop:
+                return False
+            self._last_loop = time.monotonic()
+            owned = self.consumer.assignment()
+            self.consumer.pause(*owned)
+            polled = self.consumer.poll(timeout_ms=min(200, max(1, int((deadline - time.monotonic()) * 1000))))
+            for tp, records in polled.items():
+                self.consumer.seek(tp, records[0].offset)
+        self.consumer.resume(*self.consumer.paused())
+        return not self._stop
+
+    # ---- rebalance callbacks (on kafka-python's I/O loop: no database, no waiting) -----------
+
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        pending = {tp: OffsetAndMetadata(self._done[tp], "", -1) for tp in revoked
+                   if tp in self._done and self._committed.get(tp) != self._done[tp]}
+        if pending:
+            self.consumer.commit_async(pending)
+        for tp in revoked:
+            self._done.pop(tp, None)
+            self._committed.pop(tp, None)
+            if tp in self._lag_labels:
+                self._lag_labels.discard(tp)
+                self.metrics.lag.remove(tp.topic, str(tp.partition))
+        log.info("partitions revoked", extra={"fields": {"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked),
+                                                          "committed_on_revoke": len(pending)}})
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"fields": {"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}})
+
+    def _update_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            done = self._done.get(tp)
+            if end is not None and done is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
+                self._lag_labels.add(tp)
+
+    def _close(self) -> None:
+        if self.consumer is not None:
+            try:
+                self.consumer.close(autocommit=False)
+            except KafkaError as exc:
+                log.warning("consumer close failed", extra={"fields": {"error": str(exc)}})
+        if self.publisher is not None:
+            self.publisher.close()
+        log.info("stopped", extra={"fields": {"consumed": self.summary.consumed, "scored": self.summary.scored,
+                                              "rejected": self.summary.rejected, "anomalies": self.summary.anomalies}})

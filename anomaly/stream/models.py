@@ -1,0 +1,153 @@
+"""The model each topic is scored with, taken from the registry, and its hot swap.
+
+``anomaly serve --model NAME`` serves whichever version of NAME is active in the registry. Between
+batches (never inside one, so a batch is scored by exactly one version) the watcher asks the
+registry every few seconds which version is active; when it changed, it loads the new version's
+folder and swaps it in. The consumer never stops, so no message waits or is dropped. A registry
+that cannot be reached, or a new version that fails to load, keeps the current model serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from anomaly.data.images import ImageSet
+from anomaly.data.series import SeriesSet
+from anomaly.detector import Detector, Scores
+from anomaly.errors import AnomalyError, DataError
+from anomaly.inputs import SeriesSpec
+from anomaly.plugins import load_model
+from anomaly.store.registry import ModelRecord, active_model
+from anomaly.stream.decode import DecodeContext, Decoded, Picture, Reading, Rejected
+from anomaly.stream.windows import WindowBuffers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Scored:
+    """One item's score from one model version, ready to become an event row."""
+
+    score: float
+    threshold: float
+    is_anomaly: bool
+    components: dict[str, float]
+
+
+@dataclass
+class ServingModel:
+    """One loaded version of a registered model, with the per-source windows it scores readings in."""
+
+    name: str
+    version: int
+    model_id: int
+    detector: Detector
+    windows: WindowBuffers | None
+
+    @classmethod
+    def load(cls, record: ModelRecord) -> ServingModel:
+        detector = load_model(record.artifact)
+        spec = detector.spec
+        windows = WindowBuffers(spec.window, spec.channels) if isinstance(spec, SeriesSpec) else None
+        return cls(record.name, record.version, record.id, detector, windows)
+
+    @property
+    def modality(self) -> str:
+        return self.detector.spec.modality
+
+    def inherit_windows(self, previous: ServingModel) -> None:
+        """Keep the sources' recent readings across a swap when the new version reads the same shape."""
+        if self.windows is not None and previous.windows is not None:
+            if (self.windows.window, self.windows.channels) == (previous.windows.window, previous.windows.channels):
+                self.windows = previous.windows
+
+    def score(self, items: list[Decoded]) -> list[Scored | Rejected]:
+        """Score a batch at once; an image the detector cannot take is rejected alone, not its batch.
+
+        Readings go through the source's sliding window first. The windows are laid end to end and
+        scored with a stride equal to their length, so each message is exactly one window.
+        """
+        if not items:
+            return []
+        if self.windows is not None:
+            window = self.windows.window
+            stacked = [self.windows.push(item.source, item.values) for item in items if isinstance(item, Reading)]
+            values = np.concatenate(stacked)
+            data = SeriesSet(values=values, ids=[str(i) for i in range(len(values))], name="stream")
+            return self._results(self.detector.score(data, maps=False, stride=window), len(items))
+        pictures = [item.image for item in items if isinstance(item, Picture)]
+        try:
+            return self._results(self._score_images(pictures), len(items))
+        except DataError:
+            pass  # some image in the batch is unusable: score one by one to find it
+        results: list[Scored | Rejected] = []
+        for image in pictures:
+            try:
+                results += self._results(self._score_images([image]), 1)
+            except DataError as exc:
+                results.append(Rejected(f"the model cannot score this image: {exc}", "image"))
+        return results
+
+    def _score_images(self, images: list[np.ndarray]) -> Scores:
+        return self.detector.score(ImageSet(ids=[str(i) for i in range(len(images))], images=images), maps=False)
+
+    def _results(self, scores: Scores, expected: int) -> list[Scored | Rejected]:
+        if len(scores) != expected:
+            raise AnomalyError(f"{self.name} v{self.version}: {len(scores)} scores for {expected} messages")
+        return [Scored(r.score, r.threshold, r.is_anomaly, r.components) for r in scores]
+
+    def context(self, sources: frozenset[str] | None, max_bytes: int) -> DecodeContext:
+        return DecodeContext(spec=self.detector.spec, sources=sources, max_bytes=max_bytes)
+
+
+class ModelWatcher:
+    """The serving version of each model name, refreshed from the registry between batches."""
+
+    def __init__(self, names: list[str], engine: Engine, check_every_s: float = 5.0) -> None:
+        self.engine = engine
+        self.check_every_s = check_every_s
+        self.models: dict[str, ServingModel] = {}
+        for name in dict.fromkeys(names):
+            record = active_model(name, engine=engine)
+            if record is None:
+                raise AnomalyError(f"no active version of model {name!r} in the registry; see `anomaly models`")
+            self.models[name] = ServingModel.load(record)
+            log.info("serving model", extra={"fields": {"model": name, "version": record.version}})
+        self._checked = time.monotonic()
+
+    def __getitem__(self, name: str) -> ServingModel:
+        return self.models[name]
+
+    def refresh(self, force: bool = False) -> list[ServingModel]:
+        """Swap in newly activated versions (at most every ``check_every_s``); return what was swapped."""
+        if not force and time.monotonic() - self._checked < self.check_every_s:
+            return []
+        self._checked = time.monotonic()
+        swapped = []
+        for name, current in list(self.models.items()):
+            try:
+                record = active_model(name, engine=self.engine)
+            except (DBAPIError, AnomalyError) as exc:
+                log.warning("registry unreachable; keeping the serving model",
+                            extra={"fields": {"model": name, "version": current.version, "error": str(exc)}})
+                continue
+            if record is None or (record.version == current.version and record.id == current.model_id):
+                continue
+            try:
+                fresh = ServingModel.load(record)
+            except AnomalyError as exc:
+                log.error("new version failed to load; keeping the serving model",
+                          extra={"fields": {"model": name, "version": current.version, "failed": record.version,
+                                            "error": str(exc)}})
+                continue
+            fresh.inherit_windows(current)
+            self.models[name] = fresh
+            swapped.append(fresh)
+            log.info("hot-swapped model", extra={"fields": {"model": name, "from": current.version, "to": record.version}})
+        return swapped
