@@ -220,6 +220,23 @@ def _source(data: dict, message: Message) -> str | None:
 # ---- sensor readings ---------------------------------------------------------------------------
 
 
+def _matrix(values: object) -> np.ndarray | None:
+    """A (rows, channels) array from a list of numbers or a list of equal-length lists; else None.
+
+    Checked element by element because numpy would quietly turn ``true`` into 1 and ``"1"`` into 1.0.
+    """
+    if not isinstance(values, list) or not values:
+        return None
+    rows = values if all(isinstance(row, list) for row in values) else [values]
+    width = len(rows[0])
+    if width == 0 or any(len(row) != width or any(type(v) not in (int, float) for v in row) for row in rows):
+        return None
+    try:
+        return np.array(rows, dtype=np.float64)
+    except OverflowError:
+        return None
+
+
 def decode_reading(message: Message, context: DecodeContext) -> Reading:
     """One reading (or a full window of them) as JSON; the source comes from the body or the key."""
     spec = context.spec
@@ -232,11 +249,9 @@ def decode_reading(message: Message, context: DecodeContext) -> Reading:
     context.check_source(source)
     if "values" not in data:
         raise Rejected('missing "values" (a list of one number per channel)', "format")
-    values = np.array(data["values"]) if isinstance(data["values"], list) else None
-    if values is None or values.dtype.kind not in "iuf" or values.size == 0:
+    values = _matrix(data["values"])
+    if values is None:
         raise Rejected('"values" must be a list of numbers, or a list of such lists for a window', "format")
-    if values.ndim == 1:
-        values = values[None, :]
     channels, window = spec.channels, spec.window
     if values.ndim != 2 or values.shape[1] != channels:
         raise Rejected(
