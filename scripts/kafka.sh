@@ -159,9 +159,13 @@ format_once() {
     if [[ -f "$DATA/meta.properties" ]]; then
         return
     fi
-    local cluster_id
-    # The tool prints a log line before the id; the id is the last line.
-    cluster_id="$(kafka_java kafka.tools.StorageTool random-uuid | tail -n 1)"
+    local output cluster_id
+    if ! output="$(kafka_java kafka.tools.StorageTool random-uuid 2>&1)"; then
+        echo "$output" >&2
+        die "kafka.tools.StorageTool random-uuid failed (its output is above)"
+    fi
+    # The tool logs a line before the id; the id is the last line.
+    cluster_id="$(tail -n 1 <<<"$output")"
     [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid returned '$cluster_id'"
     say "formatting $DATA (cluster id $cluster_id)"
     mkdir -p "$DATA"
@@ -252,6 +256,15 @@ stop() {
         done
     fi
     rm -f "$PID_FILE"
+    # The main thread turns zombie before the other threads have closed the sockets: wait for the
+    # ports too, so that a start right after this one does not find them taken.
+    local port
+    deadline=$((SECONDS + 10))
+    for port in "$PORT" "$CONTROLLER_PORT"; do
+        while port_open "$port" && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+    done
     say "stopped"
 }
 
