@@ -129,6 +129,7 @@ class Detector(ABC):
         self.normaliser: Normaliser | None = None
         self.threshold: float | None = None
         self.training: dict[str, Any] = {}
+        self.map_scale: float | None = None
         self.score_batch_size = 256
 
     # ---- what a plugin implements -------------------------------------------------------------
@@ -253,6 +254,7 @@ class Detector(ABC):
         detector.normaliser = Normaliser(mean=norm["mean"], std=norm["std"], weights=norm["weights"])
         detector.threshold = float(manifest["threshold"])
         detector.training = manifest.get("training", {})
+        detector.map_scale = manifest.get("map_scale")
         detector.build()
         detector.load_state(directory)
         return detector
@@ -267,6 +269,7 @@ class Detector(ABC):
             "settings": dataclasses.asdict(self.settings),
             "normalisation": self.normaliser.to_dict() if self.normaliser else None,
             "threshold": self.threshold,
+            "map_scale": self.map_scale,
             "training": self.training,
             "libraries": library_versions(),
         }
@@ -342,7 +345,10 @@ class Detector(ABC):
         return components, (np.concatenate(maps) if maps else None)
 
     def _calibrate(self, val: Samples, anomalies: Dataset | None) -> None:
-        components, _ = self._components(val.x, want_maps=False)
+        components, maps = self._components(val.x, want_maps=self.spec.modality == "image")
+        if maps is not None:
+            # The residual a normal part rarely exceeds: anomaly-map pictures use it as full heat.
+            self.map_scale = float(np.percentile(maps, 99.5))
         weights = self.default_weights or {k: 1.0 for k in components}
         weights = {**weights, **(getattr(self.params, "score_weights", None) or {})}
         self.normaliser = Normaliser.fit(components, weights)

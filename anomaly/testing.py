@@ -131,6 +131,7 @@ class DetectorContract:
         data = make_data(modality)
         scores = fitted.score(data)
         assert scores.maps is not None
+        assert fitted.map_scale is not None and fitted.map_scale > 0
         for image, anomaly_map in zip(data.images, scores.maps):
             assert anomaly_map.shape == image.shape[:2]
             assert np.all(anomaly_map >= 0)

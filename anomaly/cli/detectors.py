@@ -187,10 +187,9 @@ def score_command(model_dir: Path, input_path: Path, split: str, normal_class: s
     if maps_dir is not None and isinstance(data, ImageSet) and scores.maps is not None:
         from anomaly.maps import save_overlay
 
-        scale = float(np.percentile(np.concatenate([m.ravel() for m in scores.maps]), 99.5)) or 1.0
         for image, item_id, anomaly_map in zip(data.images, data.ids, scores.maps):
             save_overlay(maps_dir / (Path(item_id).with_suffix("").as_posix().replace("/", "__") + ".png"),
-                         image, anomaly_map, scale)
+                         image, anomaly_map, model.map_scale or 1.0)
         err.print(f"wrote {len(data)} anomaly-map pictures to {maps_dir}")
 
 
