@@ -54,7 +54,7 @@ def _spec(modality: str, image_size: int, tile: bool, scale: int | None, stride:
     from anomaly.inputs import ImageSpec, SeriesSpec
 
     if modality == "image":
-        return ImageSpec(image_size=image_size, tile=tile, scale=scale, stride=stride, standardize=standardize,
+        return ImageSpec(image_size=image_size, tile=tile, scale=scale or None, stride=stride, standardize=standardize,
                          pool=pool, top_k=top_k)
     return SeriesSpec(window=window, stride=stride or 1)
 
@@ -90,12 +90,16 @@ def _split_test(data, fraction: float, seed: int | None):
 @click.option("--epochs", type=click.IntRange(1), default=15, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes training and scores repeatable.")
-@click.option("--image-size", type=int, default=64, show_default=True, help="Square network input (16, 32, 64, ...).")
-@click.option("--tile/--no-tile", default=False, show_default=True, help="Cut tiles instead of resizing the whole image.")
-@click.option("--scale", type=click.IntRange(1), default=None, help="Resize the short side to this before tiling.")
+@click.option("--image-size", type=int, default=32, show_default=True, help="Square network input (16, 32, 64, ...).")
+@click.option("--tile/--no-tile", default=True, show_default=True,
+              help="Cut tiles of --image-size (small defects survive) instead of resizing the whole image.")
+@click.option("--scale", type=click.IntRange(0), default=128, show_default=True,
+              help="Resize the image's short side to this before tiling (0 = keep the original size).")
 @click.option("--stride", type=click.IntRange(1), default=None, help="Tile stride (images) or window stride (series).")
-@click.option("--standardize/--no-standardize", default=False, show_default=True, help="Per-image intensity standardisation.")
-@click.option("--pool", type=click.Choice(["max", "topk"]), default="max", show_default=True, help="Tile scores to image score.")
+@click.option("--standardize/--no-standardize", default=True, show_default=True,
+              help="Per-image intensity standardisation (lighting changes are not defects).")
+@click.option("--pool", type=click.Choice(["max", "topk"]), default="topk", show_default=True,
+              help="Tile scores to image score: the max, or the mean of the --top-k highest.")
 @click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--window", type=int, default=32, show_default=True, help="Series window length in steps.")
 @click.option("--normal-class", default="good", show_default=True, help="Normal sub-folder of a labelled image folder.")
