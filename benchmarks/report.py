@@ -17,18 +17,21 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) the section headed ``## title``, leaving every other section as it is."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nEvery figure with the command that produced it.\n"
+def write_section(title: str, body: str, docs: Path = DOCS) -> None:
+    """Replace (or append) the section headed ``## title``, leaving every other section as it is.
+
+    ``docs`` is a parameter so tests can write to a temporary file instead of the committed one.
+    """
+    text = docs.read_text() if docs.exists() else "# Benchmarks\n\nEvery figure with the command that produced it.\n"
     section = f"## {title}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOCS.write_text(text.rstrip() + "\n")
+    docs.write_text(text.rstrip() + "\n")
 
 
-def write_raw(name: str, data: object) -> Path:
-    RAW.mkdir(parents=True, exist_ok=True)
-    path = RAW / f"{name}.json"
+def write_raw(name: str, data: object, folder: Path = RAW) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(data, indent=2))
     return path
 

@@ -1,0 +1,56 @@
+"""The quality suite's smoke configuration end to end: every detector and baseline yields every column.
+
+Correctness only, never timing: the figures of a 1-epoch, width-4 run mean nothing. It writes to a
+temporary docs file, so running the tests never rewrites the committed docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import quality  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, shared_data) -> tuple[dict, Path]:
+    docs = tmp_path_factory.mktemp("docs") / "benchmarks.md"
+    result = quality.run(quality.CONFIGS["smoke"], docs=docs, command="python -m benchmarks quality --config smoke",
+                         log=lambda _: None)
+    return result, docs
+
+
+def test_every_detector_has_every_metric_on_every_task(smoke):
+    result, _ = smoke
+    detectors = {*quality.GAN_DETECTORS, "iforest", "pca", "autoencoder"}
+    config = quality.CONFIGS["smoke"]
+    expected_rows = {"magnetic_tile", *(f"digit-{d}" for d in config.digits), *config.smd, *config.asd, *config.nab}
+    assert expected_rows <= set(result["summary"])
+    for row in expected_rows:
+        assert set(result["summary"][row]) == detectors, row
+        for name, metrics in result["summary"][row].items():
+            assert set(metrics) == set(quality.METRICS), (row, name)
+            for cell in metrics.values():
+                assert 0.0 <= cell["mean"] <= 1.0
+    defect_rows = {r for r in result["summary"] if r.startswith("magnetic_tile/")}
+    assert len(defect_rows) == 5
+
+
+def test_docs_section_and_raw_json_go_to_the_given_path(smoke):
+    result, docs = smoke
+    text = docs.read_text()
+    assert "## Quality suite (smoke)" in text
+    assert "python -m benchmarks quality --config smoke" in text
+    header = "| data | detector | AUROC | AUPRC | best F1 | F1@thr |"
+    assert header in text
+    for name in ("ganomaly", "anogan", "iforest", "pca", "autoencoder"):
+        assert f"| {name} |" in text
+    raw = json.loads((docs.with_suffix("") / "quality_smoke.json").read_text())
+    assert raw["summary"] == json.loads(json.dumps(result["summary"]))
