@@ -130,6 +130,7 @@ class Detector(ABC):
         self.threshold: float | None = None
         self.training: dict[str, Any] = {}
         self.map_scale: float | None = None
+        self.planned_steps = 0
         self.score_batch_size = 256
 
     # ---- what a plugin implements -------------------------------------------------------------
@@ -184,6 +185,7 @@ class Detector(ABC):
         val_samples = encode(self.spec, validation)
         if len(train_x) < 2:
             raise DataError("need at least two training samples after preprocessing")
+        self.planned_steps = self.settings.epochs * (len(train_x) // min(self.settings.batch_size, len(train_x)))
         self.build()
         history = self._train(train_x, val_samples.x, progress)
         self._calibrate(val_samples, anomalies)

@@ -83,3 +83,20 @@ def test_evaluate_smd_windows(cli, tmp_path: Path, shared_data: Path) -> None:
     result = report["results"]["all"]
     assert result["normal"] + result["anomalous"] == 23696 - 15
     assert result["anomalous"] > 0 and 0.0 <= result["auprc"] <= 1.0
+
+
+def test_xla_compiled_training_repeats_with_a_seed(monkeypatch) -> None:
+    """Long runs compile the training step with XLA; a seed must still repeat exactly."""
+    from anomaly.keras_detector import KerasDetector
+    from anomaly.plugins import registry
+    from anomaly.testing import make_spec, synthetic_series
+
+    monkeypatch.setattr(KerasDetector, "xla_min_steps", 0)
+    cls = registry().get("ganomaly")
+    runs = []
+    for _ in range(2):
+        detector = cls(make_spec("series"), cls.Params(width=4, latent=4), FitSettings(epochs=1, batch_size=16, seed=5))
+        detector.fit(synthetic_series())
+        assert detector.compile_training is True
+        runs.append(detector.score(synthetic_series()).scores)
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -51,7 +51,8 @@ class AnoGAN(KerasDetector):
 
         require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
-        self.model = AnoGANModel(self.spec.sample_shape, self.params, bounded, self.settings.seed or 0)
+        self.model = AnoGANModel(self.spec.sample_shape, self.params, bounded, self.settings.seed or 0,
+                                 self.compile_training)
         self.networks = self.model.networks
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:

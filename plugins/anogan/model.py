@@ -12,7 +12,7 @@ _bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
 
 class AnoGANModel:
-    def __init__(self, shape: tuple[int, ...], params, bounded: bool, seed: int) -> None:
+    def __init__(self, shape: tuple[int, ...], params, bounded: bool, seed: int, xla: bool = False) -> None:
         p = params
         self.params = p
         self.seed = seed
@@ -32,7 +32,7 @@ class AnoGANModel:
             self.e_opt.build(self.encoder.trainable_variables)
         self._noise = tf.random.Generator.from_seed(seed)
         spec = tf.TensorSpec([None, *shape], tf.float32)
-        self._step = tf.function(self._train_step, input_signature=[spec])
+        self._step = tf.function(self._train_step, input_signature=[spec], jit_compile=xla)
         self._search = tf.function(self._search_fn, input_signature=[spec])
         self._residual = tf.function(self._encoder_residual, input_signature=[spec])
 

@@ -40,7 +40,7 @@ class GANomaly(KerasDetector):
 
         require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
-        self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded)
+        self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded, self.compile_training)
         self.networks = self.model.networks
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:

@@ -12,7 +12,7 @@ _bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
 
 class GANomalyModel:
-    def __init__(self, shape: tuple[int, ...], params, bounded: bool) -> None:
+    def __init__(self, shape: tuple[int, ...], params, bounded: bool, xla: bool = False) -> None:
         p = params
         self.params = p
         self.image = len(shape) == 3
@@ -35,7 +35,7 @@ class GANomalyModel:
         self.d_opt.build(self.d_vars)
         self._d_initial = self.discriminator.get_weights()
         spec = tf.TensorSpec([None, *shape], tf.float32)
-        self._step = tf.function(self._train_step, input_signature=[spec])
+        self._step = tf.function(self._train_step, input_signature=[spec], jit_compile=xla)
         self._score = tf.function(self._components, input_signature=[spec])
 
     def _train_step(self, x):
