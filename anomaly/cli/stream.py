@@ -57,6 +57,8 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
 
     Runs until SIGTERM/SIGINT (which finish the batch, commit and close), --max-messages or --idle-timeout.
     """
+    from kafka.errors import KafkaError
+
     from anomaly.store.engine import get_engine
     from anomaly.stream.config import kafka_settings
     from anomaly.stream.consumer import ServeSettings, StreamScorer
@@ -85,6 +87,8 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
     try:
         with scorer.signals_stop():
             summary = scorer.run()
+    except KafkaError as exc:
+        raise AnomalyError(f"Kafka at {bootstrap}: {exc}") from None
     finally:
         server.shutdown()
     click.echo(f"consumed {summary.consumed}, scored {summary.scored}, rejected {summary.rejected}, "

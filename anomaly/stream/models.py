@@ -29,6 +29,20 @@ from anomaly.stream.windows import WindowBuffers
 
 log = logging.getLogger(__name__)
 
+MIN_PADDED = 8
+
+
+def padded(samples: list[np.ndarray], chunk: int) -> list[np.ndarray]:
+    """``samples`` with the last repeated up to a power of two (beyond ``chunk``, a multiple of it).
+
+    The networks are compiled per input shape; batches of every size the stream happens to deliver
+    would each pay a retrace (about a second on two cores). Scores do not depend on the rest of the
+    batch, so the padding's scores are simply dropped.
+    """
+    count = len(samples)
+    size = 1 << max(count - 1, 0).bit_length() if count <= chunk else -(-count // chunk) * chunk
+    return samples + [samples[-1]] * (max(size, MIN_PADDED) - count)
+
 
 @dataclass
 class Scored:
@@ -78,12 +92,12 @@ class ServingModel:
         if self.windows is not None:
             window = self.windows.window
             stacked = [self.windows.push(item.source, item.values) for item in items if isinstance(item, Reading)]
-            values = np.concatenate(stacked)
+            values = np.concatenate(padded(stacked, self.detector.score_batch_size))
             data = SeriesSet(values=values, ids=[str(i) for i in range(len(values))], name="stream")
             return self._results(self.detector.score(data, maps=False, stride=window), len(items))
         pictures = [item.image for item in items if isinstance(item, Picture)]
         try:
-            return self._results(self._score_images(pictures), len(items))
+            return self._results(self._score_images(padded(pictures, self.detector.score_batch_size)), len(items))
         except DataError:
             pass  # some image in the batch is unusable: score one by one to find it
         results: list[Scored | Rejected] = []
@@ -98,9 +112,9 @@ class ServingModel:
         return self.detector.score(ImageSet(ids=[str(i) for i in range(len(images))], images=images), maps=False)
 
     def _results(self, scores: Scores, expected: int) -> list[Scored | Rejected]:
-        if len(scores) != expected:
+        if len(scores) < expected:
             raise AnomalyError(f"{self.name} v{self.version}: {len(scores)} scores for {expected} messages")
-        return [Scored(r.score, r.threshold, r.is_anomaly, r.components) for r in scores]
+        return [Scored(r.score, r.threshold, r.is_anomaly, r.components) for r, _ in zip(scores, range(expected))]
 
     def context(self, sources: frozenset[str] | None, max_bytes: int) -> DecodeContext:
         return DecodeContext(spec=self.detector.spec, sources=sources, max_bytes=max_bytes)
