@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="quality: dataset families to run")
     parser.add_argument("--detectors", nargs="+", help="quality: detector and baseline names "
                         "(default: ganomaly, anogan and every baseline)")
+    parser.add_argument("--epochs", type=int, help="quality: epochs for every dataset (default: the config's)")
     parser.add_argument("--docs", type=Path, default=Path(os.environ.get("BENCHMARKS_DOCS", DOCS)),
                         help="markdown file to write sections into; raw JSON goes to the folder of the same name")
     args = parser.parse_args(argv)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.suite == "quality":
         detectors = tuple(args.detectors) if args.detectors else (*quality.GAN_DETECTORS, *quality.BASELINES)
         quality.run(quality.CONFIGS[args.config], seeds=args.seeds, families=tuple(args.datasets),
-                    detectors=detectors, docs=args.docs, command=command, log=_log)
+                    detectors=detectors, epochs=args.epochs, docs=args.docs, command=command, log=_log)
     else:
         from benchmarks import speed
 
