@@ -24,7 +24,10 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +62,7 @@ class ServeSettings:
     models: dict[str, str]
     bootstrap_servers: str
     group: str = "anomaly-serve"
+    instance_id: str | None = None
     client: dict[str, Any] = field(default_factory=dict)
     decoders: dict[str, str] = field(default_factory=dict)
     alerts_topic: str | None = DEFAULT_ALERTS_TOPIC
@@ -82,6 +86,14 @@ class RunSummary:
     anomalies: int = 0
     batches: int = 0
     seconds: float = 0.0
+
+
+@dataclass
+class _InFlight:
+    future: Future
+    batch: _Batch
+    messages: list[Message]
+    started: float
 
 
 @dataclass
@@ -174,6 +186,12 @@ class StreamScorer:
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
+        """Consume until stopped; batch k is written while batch k+1 is decoded and scored.
+
+        The write (database, then dead letters and alerts) runs on one writer thread, one batch
+        deep; its offsets are committed from this thread once it is done, before the next batch is
+        handed over. So a commit still follows its batch's write, and at most one batch is in flight.
+        """
         s = self.settings
         self.consumer = KafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
@@ -181,51 +199,77 @@ class StreamScorer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=s.max_poll_interval_ms,
+            group_instance_id=s.instance_id,
             **s.client,
         )
         self.consumer.subscribe(s.topics, listener=_Rebalance(self))
         self.publisher = Publisher(s.bootstrap_servers, **s.client)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-writer")
         started = time.perf_counter()
         idle_since = time.monotonic()
+        polled_count = 0
+        in_flight: _InFlight | None = None
         log.info("consuming", extra={"fields": {"topics": s.topics, "group": s.group}})
         try:
             while not self._stop:
                 self._last_loop = time.monotonic()
+                if s.max_messages is not None and polled_count >= s.max_messages:
+                    break
                 for model in self.models.refresh():
                     self.metrics.swaps.labels(model.name).inc()
                     self.metrics.model_version.labels(model.name).set(model.version)
                 polled = self.consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=self._batch_limit())
                 if not polled:
+                    if in_flight is not None:
+                        done, in_flight = self._finish(in_flight), None
+                        if not done:
+                            break
                     if s.idle_timeout_s is not None and time.monotonic() - idle_since > s.idle_timeout_s:
                         log.info("idle; stopping", extra={"fields": {"idle_s": s.idle_timeout_s}})
                         break
                     continue
                 idle_since = time.monotonic()
-                if not self._handle([Message.of(r) for tp in sorted(polled) for r in polled[tp]]):
-                    break
-                if s.max_messages is not None and self.summary.consumed >= s.max_messages:
-                    break
+                messages = [Message.of(r) for tp in sorted(polled) for r in polled[tp]]
+                polled_count += len(messages)
+                clock = time.perf_counter()
+                for topic, count in Counter(m.topic for m in messages).items():
+                    self.metrics.consumed.labels(topic).inc(count)
+                batch = self._build(messages)
+                if in_flight is not None:
+                    done, in_flight = self._finish(in_flight), None
+                    if not done:
+                        break
+                in_flight = _InFlight(writer.submit(self._persist, batch), batch, messages, clock)
+            if in_flight is not None:
+                self._finish(in_flight)  # a graceful stop still writes and commits the batch in flight
         finally:
+            self._stop = True  # a writer still retrying gives up: its batch stays uncommitted
+            writer.shutdown(wait=True)
             self.summary.seconds = time.perf_counter() - started
             self._close()
         return self.summary
 
-    def _handle(self, messages: list[Message]) -> bool:
-        """One batch end to end; False when a stop came while it waited (nothing was committed)."""
-        clock = time.perf_counter()
-        for message in messages:
-            self.metrics.consumed.labels(message.topic).inc()
-        batch = self._build(messages)
-        if not self._store(batch):
+    def _persist(self, batch: _Batch) -> bool:
+        """On the writer thread: store, then produce dead letters and alerts; False if stopped first."""
+        return self._store(batch) and self.publisher.send_all(batch.outgoing, keep_going=lambda: not self._stop)
+
+    def _finish(self, flight: _InFlight) -> bool:
+        """Wait for the batch's write, staying in the group meanwhile; then commit its offsets."""
+        while True:
+            try:
+                written = flight.future.result(timeout=1.0)
+                break
+            except FutureTimeout:
+                self._keep_membership()
+        self._resume()
+        if not written:
             return False
-        if not self.publisher.send_all(batch.outgoing, keep_going=lambda: not self._stop):
+        self._done.update(flight.batch.next_offsets)
+        if not self._commit(flight.batch.next_offsets):
             return False
-        self._done.update(batch.next_offsets)
-        if not self._commit(batch.next_offsets):
-            return False
-        self._count(messages, batch)
-        self.metrics.batch_seconds.observe(time.perf_counter() - clock)
-        self.metrics.batch_size.observe(len(messages))
+        self._count(flight.messages, flight.batch)
+        self.metrics.batch_seconds.observe(time.perf_counter() - flight.started)
+        self.metrics.batch_size.observe(len(flight.messages))
         self._update_lag()
         return True
 
@@ -296,8 +340,8 @@ class StreamScorer:
         self.summary.scored += len(batch.events)
         self.summary.rejected += len(batch.rejections)
         self.summary.anomalies += sum(batch.anomalies.values())
-        for row in batch.events:
-            self.metrics.scored.labels(row["topic"]).inc()
+        for topic, count in Counter(row["topic"] for row in batch.events).items():
+            self.metrics.scored.labels(topic).inc(count)
         for topic, count in batch.anomalies.items():
             self.metrics.anomalies.labels(topic).inc(count)
 
@@ -329,8 +373,11 @@ class StreamScorer:
                 return True
             except (OperationalError, InterfaceError) as exc:
                 self._unavailable("database", exc)
-                if not self._wait(delay):
-                    return False
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline:
+                    if self._stop:
+                        return False
+                    time.sleep(0.05)
                 delay = min(delay * 2, self.settings.retry_max_s)
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
@@ -370,20 +417,18 @@ class StreamScorer:
             log.info(f"{dependency} back", extra={"fields": {"dependency": dependency}})
             self._waiting_on = None
 
-    def _wait(self, seconds: float) -> bool:
-        """Sleep while staying in the group: poll with every partition paused, unreading anything returned."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self._stop:
-                return False
-            self._last_loop = time.monotonic()
-            owned = self.consumer.assignment()
-            self.consumer.pause(*owned)
-            polled = self.consumer.poll(timeout_ms=min(200, max(1, int((deadline - time.monotonic()) * 1000))))
-            for tp, records in polled.items():
-                self.consumer.seek(tp, records[0].offset)
-        self.consumer.resume(*self.consumer.paused())
-        return not self._stop
+    def _keep_membership(self) -> None:
+        """While a write waits on a dependency: poll with every partition paused, unreading anything returned."""
+        self._last_loop = time.monotonic()
+        self.consumer.pause(*self.consumer.assignment())
+        for tp, records in self.consumer.poll(timeout_ms=100).items():
+            self.consumer.seek(tp, records[0].offset)
+            self.consumer.pause(tp)
+
+    def _resume(self) -> None:
+        paused = self.consumer.paused()
+        if paused:
+            self.consumer.resume(*paused)
 
     # ---- rebalance callbacks (on kafka-python's I/O loop: no database, no waiting) -----------
 

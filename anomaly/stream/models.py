@@ -90,11 +90,10 @@ class ServingModel:
         if not items:
             return []
         if self.windows is not None:
-            window = self.windows.window
-            stacked = [self.windows.push(item.source, item.values) for item in items if isinstance(item, Reading)]
-            values = np.concatenate(padded(stacked, self.detector.score_batch_size))
-            data = SeriesSet(values=values, ids=[str(i) for i in range(len(values))], name="stream")
-            return self._results(self.detector.score(data, maps=False, stride=window), len(items))
+            windows = self.windows.windows([(item.source, item.values) for item in items if isinstance(item, Reading)])
+            stacked = np.concatenate(padded(list(windows), self.detector.score_batch_size))
+            data = SeriesSet(values=stacked, ids=[str(i) for i in range(len(stacked))], name="stream")
+            return self._results(self.detector.score(data, maps=False, stride=self.windows.window), len(items))
         pictures = [item.image for item in items if isinstance(item, Picture)]
         try:
             return self._results(self._score_images(padded(pictures, self.detector.score_batch_size)), len(items))

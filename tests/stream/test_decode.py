@@ -166,16 +166,18 @@ def test_decoders_feed_only_their_modality() -> None:
 # ---- windows and the plugin hook ------------------------------------------------------------------
 
 
-def test_windows_pad_then_slide_per_source() -> None:
+def test_windows_pad_then_slide_per_source_across_batches() -> None:
     buffers = WindowBuffers(window=3, channels=1)
-    first = buffers.push("a", np.array([[1.0]]))
-    assert first[:, 0].tolist() == [1, 1, 1]
-    buffers.push("b", np.array([[9.0]]))
-    buffers.push("a", np.array([[2.0]]))
-    assert buffers.push("a", np.array([[3.0]]))[:, 0].tolist() == [1, 2, 3]
-    assert buffers.push("a", np.array([[4.0]]))[:, 0].tolist() == [2, 3, 4]
-    assert buffers.push("b", np.array([[5.0], [6.0], [7.0]]))[:, 0].tolist() == [5, 6, 7]
-    assert len(buffers) == 2
+
+    def windows(*items: tuple[str, list[float]]) -> list[list[float]]:
+        got = buffers.windows([(source, np.array(values, np.float32)[:, None]) for source, values in items])
+        return got[..., 0].tolist()
+
+    assert windows(("a", [1]), ("b", [9]), ("a", [2])) == [[1, 1, 1], [9, 9, 9], [1, 1, 2]]
+    assert windows(("a", [3]), ("a", [4])) == [[1, 2, 3], [2, 3, 4]]
+    assert windows(("b", [5, 6, 7]), ("b", [8])) == [[5, 6, 7], [6, 7, 8]]
+    assert windows(("c", [1, 2, 3])) == [[1, 2, 3]]
+    assert len(buffers) == 3
 
 
 class CsvReadings:

@@ -34,8 +34,13 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 
 def serve(broker: KafkaBroker, url: str, topic: str, group: str) -> subprocess.Popen:
-    """`anomaly serve` as an operator runs it, in small batches so a kill lands mid-stream."""
+    """`anomaly serve` as an operator runs it, in small batches so a kill lands mid-stream.
+
+    Static membership (``--instance-id``) lets the restarted scorer take its partitions back at once;
+    without it each restart waits for the killed member's 45-second session to expire.
+    """
     command = [sys.executable, "-m", "anomaly", "serve", "--topic", topic, "--model", "pumps", "--group", group,
+               "--instance-id", "scorer-1",
                "--bootstrap-servers", broker.bootstrap,
                "--metrics-port", "0", "--max-batch", "10", "--no-alerts", "--model-check-interval", "60"]
     return subprocess.Popen(command, env={**os.environ, "ANOMALY_DATABASE_URL": url},

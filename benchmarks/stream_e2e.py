@@ -1,0 +1,236 @@
+"""End-to-end stream throughput and latency: produced to Kafka → decoded → scored → stored row.
+
+    python -m benchmarks.stream_e2e [--readings 30000] [--images 3000] [--seconds 20] [--database postgresql]
+                                    [--write-docs]
+
+Two workloads, each through ``StreamScorer`` (the loop ``anomaly serve`` runs) on the local broker
+(scripts/kafka.sh) into a fresh database (PostgreSQL from scripts/postgres.sh, or SQLite):
+
+- sensor readings: one JSON reading per message, 38 channels (the shape of an SMD machine), keyed by
+  one of 8 sources; GANomaly with its defaults (dense networks, width 32, latent 100), window 32;
+- images: 64×64 grayscale PNG bytes per message; GANomaly's DCGAN networks at the default width 32,
+  and at width 16 (about a quarter of the arithmetic), whole image.
+
+Models are trained for one epoch on synthetic data: speed depends on the networks' shapes, not on
+what they learned. For each workload:
+
+1. **throughput**: a backlog of messages is produced first, then the scorer drains it; messages/s
+   from its first poll to its last commit;
+2. **latency** at half the target rate: a separate producer process sends at a fixed rate for
+   ``--seconds`` while the scorer keeps up; latency per message is the row's ``received_at`` (set
+   when its batch is written) minus the time the producer stamped it, reported as p50/p95/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+CHANNELS = 38
+SOURCES = 8
+TARGETS = {"readings": 5000, "images": 200}
+
+
+def _train(kind: str, out: Path, width: int = 32) -> Path:
+    from anomaly.data.images import ImageSet
+    from anomaly.data.series import from_array
+    from anomaly.detector import FitSettings
+    from anomaly.inputs import ImageSpec, SeriesSpec
+    from anomaly.plugins import registry
+
+    cls = registry().get("ganomaly")
+    rng = np.random.default_rng(0)
+    if kind == "readings":
+        t = np.arange(3000)[:, None]
+        data = from_array(np.sin(t / (5 + np.arange(CHANNELS))) + rng.normal(0, 0.05, (3000, CHANNELS)), "synthetic")
+        model = cls(SeriesSpec(window=32), params=cls.Params(width=width), settings=FitSettings(epochs=1, seed=0))
+    else:
+        images = [np.clip(rng.normal(128, 30, (64, 64, 1)), 0, 255).astype(np.uint8) for _ in range(256)]
+        data = ImageSet(ids=[str(i) for i in range(256)], images=images)
+        model = cls(ImageSpec(image_size=64), params=cls.Params(width=width), settings=FitSettings(epochs=1, seed=0))
+    model.fit(data)
+    return model.save(out)
+
+
+def _messages(kind: str, count: int, seed: int) -> Iterator[tuple[bytes, bytes, list]]:
+    """Messages stamped as they are made (the latency clock starts at the producer)."""
+    from anomaly.stream.produce import png_bytes, reading
+
+    rng = np.random.default_rng(seed)
+    if kind == "readings":
+        for i in range(count):
+            source = f"machine-{i % SOURCES}"
+            yield source.encode(), reading(source, rng.normal(0, 1, CHANNELS)), []
+    else:
+        pictures = [png_bytes(np.clip(rng.normal(128, 30, (64, 64, 1)), 0, 255).astype(np.uint8)) for _ in range(64)]
+        for i in range(count):
+            yield b"camera", pictures[i % len(pictures)], [("content-type", b"image/png")]
+
+
+def _produce(bootstrap: str, topic: str, kind: str, count: int, rate: float | None, seed: int) -> None:
+    """In its own process for the latency runs, so producing never competes with the scorer for the GIL."""
+    from kafka import KafkaProducer
+
+    from anomaly.stream.produce import send
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    try:
+        send(producer, topic, _messages(kind, count, seed), rate)
+    finally:
+        producer.close()
+
+
+@contextmanager
+def _database(kind: str) -> Iterator[str]:
+    from anomaly.store import migrate
+    from anomaly.store.scratch import postgres_script, scratch_database
+
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            migrate.upgrade(url=url)
+            yield url
+        return
+    started = postgres_script("start")
+    if started.returncode != 0:
+        raise SystemExit(f"PostgreSQL did not start: {started.stderr or started.stdout}")
+    with scratch_database(postgres_script("url").stdout.strip(), prefix="anomaly_stream_bench") as url:
+        migrate.upgrade(url=url)
+        yield url
+
+
+def _create_topic(bootstrap: str, partitions: int = 3) -> str:
+    from kafka.admin import KafkaAdminClient
+
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True)
+    return name
+
+
+def _scorer(bootstrap: str, url: str, topic: str, model: str, count: int):
+    from anomaly.store.engine import get_engine
+    from anomaly.stream.consumer import ServeSettings, StreamScorer
+
+    settings = ServeSettings(topics=[topic], models={topic: model}, bootstrap_servers=bootstrap,
+                             group=f"{topic}-scorer", max_messages=count, idle_timeout_s=120, alerts_topic=None)
+    return StreamScorer(settings, get_engine(url))
+
+
+def _latencies(url: str, topic: str) -> np.ndarray:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from anomaly.store.engine import get_engine
+    from anomaly.store.schema import Event
+
+    with Session(get_engine(url)) as session:
+        rows = session.execute(select(Event.event_time, Event.received_at).where(Event.topic == topic)).all()
+    return np.array([(received - sent).total_seconds() for sent, received in rows])
+
+
+def throughput(bootstrap: str, url: str, kind: str, model: str, count: int) -> dict:
+    topic = _create_topic(bootstrap)
+    _produce(bootstrap, topic, kind, count, None, seed=1)
+    scorer = _scorer(bootstrap, url, topic, model, count)
+    marks: list[float] = []
+    build, finish = scorer._build, scorer._finish
+
+    def timed_build(messages):
+        marks.append(time.perf_counter())
+        return build(messages)
+
+    def timed_finish(flight) -> bool:
+        done = finish(flight)
+        marks.append(time.perf_counter())
+        return done
+
+    scorer._build, scorer._finish = timed_build, timed_finish
+    summary = scorer.run()
+    seconds = marks[-1] - marks[0]
+    return {"messages": summary.consumed, "seconds": round(seconds, 2), "per_s": round(summary.consumed / seconds),
+            "batches": summary.batches}
+
+
+def latency(bootstrap: str, url: str, kind: str, model: str, rate: float, seconds: float) -> dict:
+    topic = _create_topic(bootstrap)
+    count = int(rate * seconds)
+    scorer = _scorer(bootstrap, url, topic, model, count)
+    worker = threading.Thread(target=scorer.run)
+    worker.start()
+    time.sleep(5)  # join the group and warm the networks before the clock matters
+    producer = multiprocessing.get_context("spawn").Process(target=_produce,
+                                                            args=(bootstrap, topic, kind, count, rate, 2))
+    producer.start()
+    producer.join()
+    worker.join()
+    lat = _latencies(url, topic)
+    return {"rate": rate, "messages": len(lat), "p50": float(np.percentile(lat, 50)),
+            "p95": float(np.percentile(lat, 95)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=30000)
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument("--write-docs", action="store_true", help="Replace the section in docs/benchmarks.md.")
+    args = parser.parse_args()
+
+    from anomaly.store.registry import register_trained_model
+    from anomaly.detector import read_manifest
+    from anomaly.store.engine import get_engine
+    from anomaly.stream.config import kafka_settings
+
+    bootstrap, _ = kafka_settings(args.bootstrap_servers)
+    counts = {"readings": args.readings, "images": args.images}
+    workloads = [("readings", "readings", 32), ("images", "images", 32), ("images-w16", "images", 16)]
+    results = {}
+    with tempfile.TemporaryDirectory() as folder, _database(args.database) as url:
+        for name, kind, width in workloads:
+            model_dir = _train(kind, Path(folder) / name, width)
+            register_trained_model(name, model_dir, read_manifest(model_dir), engine=get_engine(url))
+            results[name] = {
+                "kind": kind,
+                "width": width,
+                "throughput": throughput(bootstrap, url, kind, name, counts[kind]),
+                "latency": latency(bootstrap, url, kind, name, TARGETS[kind] / 2, args.seconds),
+            }
+            print(name, results[name], flush=True)
+    report(results, args)
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    from benchmarks.report import machine, table, write_raw, write_section
+
+    rows = []
+    for name, result in results.items():
+        kind, t, lat = result["kind"], result["throughput"], result["latency"]
+        unit = "sensor readings (38 channels)" if kind == "readings" else "64×64 PNG images"
+        rows.append([f"{unit}, GANomaly width {result['width']}", f"{t['messages']:,}", f"{t['per_s']:,}/s",
+                     f"≥ {TARGETS[kind]:,}/s", f"{lat['rate']:,.0f}/s",
+                     f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} s"])
+    body = table(["workload", "backlog", "throughput", "target", "latency run at", "latency p50 / p95 / p99"], rows)
+    print(body)
+    write_raw("stream_e2e", {"machine": machine(), "database": args.database, "results": results})
+    if args.write_docs:
+        write_section("Stream: end to end", body)
+
+
+if __name__ == "__main__":
+    main()
