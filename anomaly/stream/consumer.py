@@ -128,7 +128,7 @@ class StreamScorer:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or StreamMetrics()
-        self.models = ModelWatcher(list(settings.models.values()), engine, settings.model_check_s)
+        self.models = ModelWatcher(list(settings.models.values()), engine, settings.model_check_s, settings.max_batch)
         registry = decoders()
         self._decoders = {}
         for topic in settings.topics:

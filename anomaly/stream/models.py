@@ -71,6 +71,26 @@ class ServingModel:
         windows = WindowBuffers(spec.window, spec.channels) if isinstance(spec, SeriesSpec) else None
         return cls(record.name, record.version, record.id, detector, windows)
 
+    def warm(self, max_batch: int) -> None:
+        """Score dummy batches of every padded size a batch can take, before this version serves.
+
+        Each size compiles the networks once (about a second each on two cores); paid here, it
+        never stalls a live batch, and a hot swap only switches to a version that is ready.
+        """
+        spec = self.detector.spec
+        if isinstance(spec, SeriesSpec):
+            sample = Reading("warm-up", np.zeros((spec.window, spec.channels), np.float32), None)
+        else:
+            sample = Picture(None, np.zeros((spec.image_size, spec.image_size, spec.channels), np.uint8), None, "", b"")
+        size = MIN_PADDED
+        while True:
+            self.score([sample] * size)
+            if size >= min(max_batch, self.detector.score_batch_size):
+                break
+            size *= 2
+        if self.windows is not None:
+            self.windows = WindowBuffers(self.windows.window, self.windows.channels)
+
     @property
     def modality(self) -> str:
         return self.detector.spec.modality
@@ -122,15 +142,17 @@ class ServingModel:
 class ModelWatcher:
     """The serving version of each model name, refreshed from the registry between batches."""
 
-    def __init__(self, names: list[str], engine: Engine, check_every_s: float = 5.0) -> None:
+    def __init__(self, names: list[str], engine: Engine, check_every_s: float = 5.0, max_batch: int = 256) -> None:
         self.engine = engine
         self.check_every_s = check_every_s
+        self.max_batch = max_batch
         self.models: dict[str, ServingModel] = {}
         for name in dict.fromkeys(names):
             record = active_model(name, engine=engine)
             if record is None:
                 raise AnomalyError(f"no active version of model {name!r} in the registry; see `anomaly models`")
             self.models[name] = ServingModel.load(record)
+            self.models[name].warm(max_batch)
             log.info("serving model", extra={"fields": {"model": name, "version": record.version}})
         self._checked = time.monotonic()
 
@@ -154,6 +176,7 @@ class ModelWatcher:
                 continue
             try:
                 fresh = ServingModel.load(record)
+                fresh.warm(self.max_batch)
             except AnomalyError as exc:
                 log.error("new version failed to load; keeping the serving model",
                           extra={"fields": {"model": name, "version": current.version, "failed": record.version,
