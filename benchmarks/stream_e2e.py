@@ -205,14 +205,48 @@ def main() -> None:
         for name, kind, width in workloads:
             model_dir = _train(kind, Path(folder) / name, width)
             register_trained_model(name, model_dir, read_manifest(model_dir), engine=get_engine(url))
+            load_before = os.getloadavg()[0]
             results[name] = {
                 "kind": kind,
                 "width": width,
                 "throughput": throughput(bootstrap, url, kind, name, counts[kind]),
                 "latency": latency(bootstrap, url, kind, name, TARGETS[kind] / 2, args.seconds),
             }
+            results[name]["load_average"] = round((load_before + os.getloadavg()[0]) / 2, 1)
             print(name, results[name], flush=True)
     report(results, args)
+
+
+METHOD = """\
+Throughput: a backlog is produced first, then `StreamScorer` (the loop `anomaly serve` runs) drains it:
+messages per second from its first batch to its last commit, every message decoded, scored, stored
+(PostgreSQL, one transaction per batch, payload included) and committed. Latency: a separate producer
+process sends at half the target rate for the given seconds while the scorer keeps up; per message,
+the stored row's `received_at` (stamped when its batch is written) minus the producer's timestamp.
+Models are GANomaly trained one epoch on synthetic data (speed depends on the networks, not on what
+they learned): readings with the default dense networks (width 32, latent 100, window 32, 38
+channels, 8 sources), images with the DCGAN networks at the default width 32 and at width 16.
+"Load average" is the machine's 1-minute load during the run: this 2-core machine is shared, and
+other work running at the same time takes CPU from the scorer."""
+
+ANALYSIS = """\
+Where the time goes (per reading, measured with timers around each step): scoring in TensorFlow
+about 85–160 µs, decoding 40 µs (orjson; 140 µs with the standard library's json before), kafka-python's
+fetch 45 µs, the database write 50–150 µs (overlapped with scoring on a writer thread). Per 64×64
+image, scoring takes 7–8 ms at width 32: the GANomaly networks run five passes per image (encoder,
+decoder, second encoder, discriminator features of the image and of its reconstruction), which on
+two CPU cores caps the images at roughly 130/s with nothing else running, below the 200/s target;
+width 16 has about a quarter of the arithmetic.
+
+What was tried, in order of effect: a C CRC-32C for kafka-python (its pure-Python checksum took 70 %
+of the consumer's time; under cProfile 820 → 2,600 readings/s), windows built per source with one
+`sliding_window_view` per batch instead of per reading, orjson, writing batch k on a writer thread
+while batch k+1 is scored (commits still follow their batch's write), padding batches to
+power-of-two sizes and compiling those sizes before serving (a new batch size otherwise costs a
+second of TensorFlow tracing and showed up as multi-second p99 latency), per-batch instead of
+per-message metric updates. Not tried yet: a model export for inference (e.g. ONNX Runtime or a
+TensorFlow SavedModel with XLA), and several scorer processes in one group (one per core) —
+the partitions already allow it."""
 
 
 def report(results: dict, args: argparse.Namespace) -> None:
@@ -225,7 +259,15 @@ def report(results: dict, args: argparse.Namespace) -> None:
         rows.append([f"{unit}, GANomaly width {result['width']}", f"{t['messages']:,}", f"{t['per_s']:,}/s",
                      f"≥ {TARGETS[kind]:,}/s", f"{lat['rate']:,.0f}/s",
                      f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} s"])
-    body = table(["workload", "backlog", "throughput", "target", "latency run at", "latency p50 / p95 / p99"], rows)
+    body = "\n\n".join([
+        f"Command ({machine()}, {args.database} store, local broker from scripts/kafka.sh):",
+        f"    python -m benchmarks.stream_e2e --readings {args.readings} --images {args.images} "
+        f"--seconds {args.seconds:g} --database {args.database} --write-docs",
+        METHOD,
+        table(["workload", "backlog", "throughput", "target", "latency run at", "latency p50 / p95 / p99",
+               "load average"], [row + [results[name]["load_average"]] for row, name in zip(rows, results)]),
+        ANALYSIS,
+    ])
     print(body)
     write_raw("stream_e2e", {"machine": machine(), "database": args.database, "results": results})
     if args.write_docs:

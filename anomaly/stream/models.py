@@ -33,14 +33,16 @@ MIN_PADDED = 8
 
 
 def padded(samples: list[np.ndarray], chunk: int) -> list[np.ndarray]:
-    """``samples`` with the last repeated up to a power of two (beyond ``chunk``, a multiple of it).
+    """``samples`` with the last repeated so every chunk the detector scores has a power-of-two size.
 
-    The networks are compiled per input shape; batches of every size the stream happens to deliver
-    would each pay a retrace (about a second on two cores). Scores do not depend on the rest of the
-    batch, so the padding's scores are simply dropped.
+    The detector scores in chunks of ``chunk`` (its ``score_batch_size``) and the networks are
+    compiled per input shape; a stream delivers batches of every size, and each new size would pay a
+    compilation (about a second on two cores). Only the last, partial chunk is padded. Scores do not
+    depend on the rest of the batch, so the padding's scores are simply dropped.
     """
     count = len(samples)
-    size = 1 << max(count - 1, 0).bit_length() if count <= chunk else -(-count // chunk) * chunk
+    rest = count % chunk
+    size = count - rest + (max(1 << (rest - 1).bit_length(), MIN_PADDED) if rest else 0)
     return samples + [samples[-1]] * (max(size, MIN_PADDED) - count)
 
 
