@@ -12,20 +12,21 @@ from rich.table import Table
 from anomaly.errors import AnomalyError
 
 
-def _topic_models(topics: tuple[str, ...], models: tuple[str, ...]) -> dict[str, str]:
-    """``--model NAME`` serves every topic; ``--model TOPIC=NAME`` serves one (the two combine)."""
-    default = [m for m in models if "=" not in m]
+def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str = "--model",
+                  required: bool = True) -> dict[str, str]:
+    """``--model NAME`` serves every topic; ``--model TOPIC=NAME`` serves one (the two combine); same for --decoder."""
+    default = [v for v in values if "=" not in v]
     if len(default) > 1:
-        raise AnomalyError(f"give one --model NAME for all topics, or TOPIC=NAME per topic (got {', '.join(default)})")
-    routed = dict(m.split("=", 1) for m in models if "=" in m)
+        raise AnomalyError(f"give one {option} NAME for all topics, or TOPIC=NAME per topic (got {', '.join(default)})")
+    routed = dict(v.split("=", 1) for v in values if "=" in v)
     unknown = sorted(set(routed) - set(topics))
     if unknown:
-        raise AnomalyError(f"--model names topic(s) {', '.join(unknown)} that are not in --topic")
+        raise AnomalyError(f"{option} names topic(s) {', '.join(unknown)} that are not in --topic")
     result = {t: routed.get(t) or (default[0] if default else None) for t in topics}
     missing = [t for t, name in result.items() if not name]
-    if missing:
-        raise AnomalyError(f"no --model for topic(s) {', '.join(missing)}")
-    return result
+    if missing and required:
+        raise AnomalyError(f"no {option} for topic(s) {', '.join(missing)}")
+    return {t: name for t, name in result.items() if name}
 
 
 @click.command("serve")
@@ -73,7 +74,7 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
     else:
         logging.getLogger().setLevel(logging.INFO)
     bootstrap, client = kafka_settings(bootstrap_servers)
-    decoders = _topic_models(topics, decoder_args) if decoder_args else {}
+    decoders = _topic_models(topics, decoder_args, "--decoder", required=False)
     settings = ServeSettings(
         topics=list(topics), models=_topic_models(topics, models), bootstrap_servers=bootstrap, group=group,
         instance_id=instance_id, client=client, decoders=decoders, alerts_topic=None if no_alerts else alerts_topic,

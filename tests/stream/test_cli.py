@@ -16,6 +16,8 @@ def test_one_model_for_all_topics_or_one_per_topic() -> None:
     assert _topic_models(("a", "b"), ("m",)) == {"a": "m", "b": "m"}
     assert _topic_models(("a", "b"), ("m", "b=n")) == {"a": "m", "b": "n"}
     assert _topic_models(("a", "b"), ("a=x", "b=y")) == {"a": "x", "b": "y"}
+    assert _topic_models(("a", "b"), ("a=csv",), "--decoder", required=False) == {"a": "csv"}
+    assert _topic_models(("a", "b"), (), "--decoder", required=False) == {}
 
 
 @pytest.mark.parametrize(
