@@ -143,13 +143,14 @@ def _latencies(url: str, topic: str) -> np.ndarray:
 
 
 def throughput(bootstrap: str, url: str, kind: str, model: str, count: int) -> dict:
+    """Drain a produced backlog; time from the first batch's decode to the last batch's commit."""
     topic = _create_topic(bootstrap)
     _produce(bootstrap, topic, kind, count, None, seed=1)
     scorer = _scorer(bootstrap, url, topic, model, count)
     marks: list[float] = []
     build, finish = scorer._build, scorer._finish
 
-    def timed_build(messages):
+    def timed_build(messages: list) -> object:
         marks.append(time.perf_counter())
         return build(messages)
 
@@ -166,6 +167,7 @@ def throughput(bootstrap: str, url: str, kind: str, model: str, count: int) -> d
 
 
 def latency(bootstrap: str, url: str, kind: str, model: str, rate: float, seconds: float) -> dict:
+    """Produce at ``rate`` from another process while scoring; produce-to-stored-row percentiles."""
     topic = _create_topic(bootstrap)
     count = int(rate * seconds)
     scorer = _scorer(bootstrap, url, topic, model, count)

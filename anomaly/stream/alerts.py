@@ -18,6 +18,7 @@ DEFAULT_ALERTS_TOPIC = "anomaly.alerts"
 
 def alert(message: Message, source: str | None, event_time: datetime | None, scored: Scored,
           model: ServingModel, topic: str = DEFAULT_ALERTS_TOPIC) -> Outgoing:
+    """The alert JSON, keyed by source so one source's alerts stay in order on one partition."""
     body = {
         "source": source,
         "topic": message.topic,

@@ -80,6 +80,8 @@ class ServeSettings:
 
 @dataclass
 class RunSummary:
+    """Counts of one ``run()``, for the CLI's last line and the demo's summary."""
+
     consumed: int = 0
     scored: int = 0
     rejected: int = 0

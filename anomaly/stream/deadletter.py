@@ -20,6 +20,7 @@ def dlq_topic(topic: str) -> str:
 
 
 def dead_letter(message: Message, rejection: Rejected) -> Outgoing:
+    """The message as it came (so it can be replayed once fixed) plus headers saying why and from where."""
     headers = [h for h in message.headers if not h[0].startswith("anomaly-")]
     headers += [
         (REASON_HEADER, rejection.reason.encode()),

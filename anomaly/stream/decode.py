@@ -164,6 +164,7 @@ class Decoders:
         return info
 
     def default_for(self, spec: Spec) -> str:
+        """The built-in decoder for the model's input, used when ``--decoder`` is not given."""
         return "image" if spec.modality == "image" else "reading"
 
 
@@ -388,4 +389,5 @@ def build_decoders(extra_plugins: dict[str, object] | None = None) -> Decoders:
 
 @lru_cache(maxsize=1)
 def decoders() -> Decoders:
+    """The process-wide decoder registry, built once: plugin imports are not repeated per scorer."""
     return build_decoders()

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from anomaly.data.bundled import digits
+from anomaly.data.images import ImageSet
 from anomaly.detector import FitSettings, read_manifest
 from anomaly.inputs import ImageSpec
 from anomaly.metrics import detection_metrics
@@ -40,6 +41,8 @@ MALFORMED = [
 
 @dataclass
 class DemoResult:
+    """What the demo prints, every figure read back from the store rather than from the scorer's memory."""
+
     model: ModelRecord
     trained: bool
     topic: str
@@ -52,7 +55,7 @@ class DemoResult:
     flagged: int
 
 
-def split(normal_digit: int, seed: int):
+def split(normal_digit: int, seed: int) -> tuple[ImageSet, ImageSet]:
     """The same train/test split on every run, so a reused model never sees its training images scored."""
     data = digits(normal_digit)
     order = np.random.default_rng(seed).permutation(np.flatnonzero(data.labels == 0))
@@ -84,6 +87,7 @@ def trained_model(name: str, out_dir: Path, normal_digit: int, epochs: int, seed
 
 def run_demo(bootstrap: str, engine: Engine, name: str = "digits", out_dir: Path = Path("runs/stream-demo"),
              normal_digit: int = 0, epochs: int = 15, seed: int = 0, say=print) -> DemoResult:
+    """Train or reuse, produce the unseen digits (and three malformed messages), score them, read back."""
     model, trained = trained_model(name, out_dir, normal_digit, epochs, seed, engine, say)
     _, test = split(normal_digit, seed)
     topic = f"digits-demo-{uuid.uuid4().hex[:8]}"

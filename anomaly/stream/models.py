@@ -68,6 +68,7 @@ class ServingModel:
 
     @classmethod
     def load(cls, record: ModelRecord) -> ServingModel:
+        """Open the version's model folder (data only, see Detector.load) with empty source windows."""
         detector = load_model(record.artifact)
         spec = detector.spec
         windows = WindowBuffers(spec.window, spec.channels) if isinstance(spec, SeriesSpec) else None
@@ -138,6 +139,7 @@ class ServingModel:
         return [Scored(r.score, r.threshold, r.is_anomaly, r.components) for r, _ in zip(scores, range(expected))]
 
     def context(self, sources: frozenset[str] | None, max_bytes: int) -> DecodeContext:
+        """What decoders check messages against: this version's input spec (channels, window) and the limits."""
         return DecodeContext(spec=self.detector.spec, sources=sources, max_bytes=max_bytes)
 
 

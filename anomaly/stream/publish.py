@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Outgoing:
+    """One record to produce; built by the dead-letter and alert modules, sent by the writer thread."""
+
     topic: str
     value: bytes
     key: bytes | None = None
@@ -67,4 +69,5 @@ class Publisher:
         return True
 
     def close(self) -> None:
+        """Flush and close the producer, so nothing accepted by ``send_all`` is dropped at shutdown."""
         self.producer.close()
