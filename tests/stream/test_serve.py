@@ -128,3 +128,44 @@ def test_hot_swap_between_batches_without_restart_or_loss(
     assert Counter(by_position[pos] for pos in before) == Counter({first.id: len(before)})
     assert Counter(by_position[pos] for pos in after) == Counter({second.id: len(after)})
     assert scorer.metrics.registry.get_sample_value("anomaly_stream_model_swaps_total", {"model": "tiles"}) == 1
+
+
+@pytest.mark.postgres
+def test_a_second_scorer_joining_the_group_takes_partitions_without_loss_or_duplicates(
+    kafka_broker: KafkaBroker, pg_db: str, tiny_models: dict
+) -> None:
+    register(pg_db, "pumps", tiny_models["series"])
+    topic = kafka_broker.create_topic(prefix="rebalance")
+
+    def scorer() -> StreamScorer:
+        return StreamScorer(
+            ServeSettings(topics=[topic], models={topic: "pumps"}, bootstrap_servers=kafka_broker.bootstrap,
+                          group=f"{topic}-scorers", alerts_topic=None, max_batch=20, poll_timeout_ms=100),
+            get_engine(pg_db),
+        )
+
+    first, second = scorer(), scorer()
+    workers = [threading.Thread(target=first.run)]
+    workers[0].start()
+    client = producer(kafka_broker)
+    messages = readings(600)
+    try:
+        sent = send(client, topic, messages[:300])
+        wait_until(lambda: len(stored(pg_db, topic)) >= 100, 60, "the first scorer to start")
+        workers.append(threading.Thread(target=second.run))
+        workers[1].start()
+        wait_until(lambda: second.consumer is not None and len(second.consumer.assignment()) > 0, 60,
+                   "the rebalance to give the second scorer partitions")
+        sent += send(client, topic, messages[300:])
+        wait_until(lambda: len(stored(pg_db, topic)) == len(messages), 60, "every row")
+    finally:
+        client.close()
+        first.stop()
+        second.stop()
+        for worker in workers:
+            worker.join(30)
+    positions = [(p, o) for p, o, _ in stored(pg_db, topic)]
+    assert len(positions) == len(set(positions)) and set(positions) == set(sent)
+    assert first.summary.scored > 0 and second.summary.scored > 0
+    ends, offsets = end_offsets(kafka_broker, topic), committed(kafka_broker, f"{topic}-scorers")
+    assert {tp: offsets.get(tp) for tp in ends} == ends
