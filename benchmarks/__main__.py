@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks import quality
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["quality", "speed"])
+    parser.add_argument("suite", choices=["quality", "speed", "render"],
+                        help="render: rewrite the docs sections from the raw JSON already there, running nothing")
     parser.add_argument("--config", choices=sorted(quality.CONFIGS), default="small",
                         help="quality: problem sizes (smoke < 1 min, small = this CPU, full = a GPU or long run)")
     parser.add_argument("--seeds", type=int, help="quality: number of seeds (default: the config's)")
@@ -45,10 +46,15 @@ def main(argv: list[str] | None = None) -> None:
         detectors = tuple(args.detectors) if args.detectors else (*quality.GAN_DETECTORS, *quality.BASELINES)
         quality.run(quality.CONFIGS[args.config], seeds=args.seeds, families=tuple(args.datasets),
                     detectors=detectors, epochs=args.epochs, docs=args.docs, command=command, log=_log)
-    else:
+    elif args.suite == "speed":
         from benchmarks import speed
 
         speed.run(docs=args.docs, command=command, log=_log)
+    else:
+        from benchmarks import speed
+
+        for title in [*quality.rerender(args.docs), *speed.rerender(args.docs)]:
+            _log(f"rewrote {title}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ matmul in TensorFlow.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -218,6 +219,15 @@ def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
     write_raw("speed", results, docs.with_suffix(""))
     write_section("Speed suite", render(results), docs)
     return results
+
+
+def rerender(docs: Path = DOCS) -> list[str]:
+    """Rewrite the speed section from ``speed.json`` when it exists, measuring nothing."""
+    path = docs.with_suffix("") / "speed.json"
+    if not path.exists():
+        return []
+    write_section("Speed suite", render(json.loads(path.read_text())), docs)
+    return ["Speed suite"]
 
 
 def render(results: dict[str, Any]) -> str:
