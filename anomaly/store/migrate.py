@@ -1,12 +1,13 @@
 """Alembic, driven from code: no alembic.ini, the scripts live in the repository's ``migrations/``.
 
-The project is installed editable (``pip install -e .``), so the migrations folder is found next to
-the ``anomaly`` package. The URL reaches ``migrations/env.py`` through ``Config.attributes`` rather
+``migrations/`` installs as the ``anomaly_migrations`` package (editable or not), so the scripts are
+found wherever the code is installed. The URL reaches ``migrations/env.py`` through ``Config.attributes`` rather
 than an ini option, because configparser would choke on ``%`` in URL-encoded passwords.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from alembic import command
@@ -16,18 +17,18 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Engine
 
-import anomaly
 from anomaly.errors import AnomalyError
 from anomaly.store.config import database_url
 from anomaly.store.engine import create_engine_for, user_errors
 
-MIGRATIONS_DIR = Path(anomaly.__file__).resolve().parent.parent / "migrations"
+_SPEC = importlib.util.find_spec("anomaly_migrations")
+MIGRATIONS_DIR = Path(_SPEC.origin).parent if _SPEC and _SPEC.origin else Path("migrations")
 
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic Config for ``url``; without one, env.py reads the configured database."""
     if not MIGRATIONS_DIR.is_dir():
-        raise AnomalyError(f"migrations folder {MIGRATIONS_DIR} is missing; install with `pip install -e .`")
+        raise AnomalyError(f"migrations folder {MIGRATIONS_DIR} is missing; reinstall the anomaly-gan package")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url:
