@@ -68,7 +68,7 @@ def sensor_windows(steps: int) -> SeriesSet:
     return train.slice(0, steps)
 
 
-def measure_peak(n: int = 4096, repeats: int = 3) -> float:
+def measure_peak(n: int = 4096, repeats: int = 5) -> float:
     """Best GFLOP/s of an n×n float32 matmul in TensorFlow: what this CPU can do at best."""
     import tensorflow as tf
 
@@ -174,10 +174,14 @@ def search_ratio(detector: Detector, kind: str, data: ImageSet | SeriesSet) -> d
             "search_steps": detector.params.search_steps}
 
 
-def network_forward_rate(detector: Detector, x: np.ndarray, repeats: int = 4) -> float:
-    """The networks alone (``sample_components``: no preprocessing, pooling or normalisation), samples/s."""
+def network_forward_rate(detector: Detector, x: np.ndarray, trials: int = 5) -> float:
+    """The networks alone (``sample_components``: no preprocessing, pooling or normalisation), samples/s.
+
+    Best of several trials, like the peak it is compared with: both ask what the machine can do when
+    the neighbours on the shared CPU leave it alone.
+    """
     detector.sample_components(x)
-    return repeats * len(x) / _timed(lambda: [detector.sample_components(x) for _ in range(repeats)])
+    return len(x) / min(_timed(lambda: detector.sample_components(x)) for _ in range(trials))
 
 
 def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
@@ -215,6 +219,9 @@ def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
             results["detectors"].setdefault(kind, {})[label] = entry
             log(f"{kind} {label}: train {entry['train_per_second']:.0f}/s, score "
                 f"{entry['batch_1']['per_second']:.0f}/s at 1, {entry['batch_256']['per_second']:.0f}/s at 256")
+    # Measured again at the end: a neighbour's burst during the first measurement would understate the peak.
+    results["peak_gflops_end"] = measure_peak()
+    results["peak_gflops"] = max(peak, results["peak_gflops_end"])
     results["seconds"] = time.perf_counter() - started
     write_raw("speed", results, docs.with_suffix(""))
     write_section("Speed suite", render(results), docs)
@@ -279,12 +286,15 @@ def render(results: dict[str, Any]) -> str:
         "per call:",
         table(["input", "search steps", "batch", "ms/sample batched", "ms/sample one at a time", "ratio",
                "≥ 50×"], search_rows),
-        f"GANomaly forward pass against the measured peak ({results['peak_gflops']:.0f} GFLOP/s, best of 3 "
-        "4096×4096 float32 matmuls in TensorFlow). FLOPs per sample count encoder, decoder, second encoder and "
-        "the discriminator body on x and x̂; `network` times the scoring graph alone on a batch of 256, "
-        "`end to end` the whole `Detector.score` rate:",
+        f"GANomaly forward pass against the measured peak ({results['peak_gflops']:.0f} GFLOP/s, best of 5 "
+        "4096×4096 float32 matmuls in TensorFlow, measured at the start and at the end of the run). FLOPs per sample count encoder, decoder, second encoder and "
+        "the discriminator body on x and x̂; `network` is the best of 5 timings of the networks alone "
+        "(`sample_components`) on a batch of 256, `end to end` the whole `Detector.score` rate above:",
         table(["input", "detector", "MFLOP/sample", "network samples/s", "GFLOP/s network", "GFLOP/s end to end",
                "network / peak"], flop_rows),
+        "A ratio above 100% means the matmul understated the machine: on this shared VM neighbours' load "
+        "moves it between runs, and the small dense matmuls of the window networks stay in cache where a "
+        "4096×4096 one cannot. Read the column as relative, not as a hard ceiling.",
         "Targets (issue 6):",
         table(["target", "measured", "met"], target_rows),
         "What the targets cost: " + "; ".join(needs) + ". Convolutions at these small channel counts run "
