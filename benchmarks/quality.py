@@ -13,10 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -373,7 +372,8 @@ def render(result: dict[str, Any]) -> str:
     per_digit = _pivot(result, lambda r: r.startswith("digit-"))
     if per_digit:
         parts += ["Digits AUROC, each digit in turn as the normal class:", per_digit]
-    parts += ["Mean seconds per fit (training plus calibration) and per scoring of the test split:",
+    parts += ["Mean wall-clock seconds per fit (training plus calibration) and per scoring of the test split, on "
+              "the shared machine with whatever else ran at the time (quality runs are not speed measurements):",
               table(["data", *[f"{n} fit / score s" for n in names]], timing)]
     goals = targets(result)
     if goals:
