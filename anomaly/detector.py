@@ -185,7 +185,7 @@ class Detector(ABC):
         val_samples = encode(self.spec, validation)
         if len(train_x) < 2:
             raise DataError("need at least two training samples after preprocessing")
-        self.planned_steps = self.settings.epochs * (len(train_x) // min(self.settings.batch_size, len(train_x)))
+        self.planned_steps = self.settings.epochs * self._steps_per_epoch(len(train_x))
         self.build()
         history = self._train(train_x, val_samples.x, progress)
         self._calibrate(val_samples, anomalies)
@@ -205,13 +205,17 @@ class Detector(ABC):
         return self.training
 
     def score(self, data: Dataset, *, maps: bool = True, stride: int | None = None) -> Scores:
-        """Score items; each score is independent of what else is in the batch."""
+        """Score items; each score is independent of what else is in the batch.
+
+        A series is scored at every step (its window ending there) unless ``stride`` asks for
+        every n-th: the training stride only thins out training windows.
+        """
         if self.normaliser is None or self.threshold is None:
             raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
         return self._score(data, maps=maps, stride=stride, threshold=self.threshold)
 
     def _score(self, data: Dataset, *, maps: bool, stride: int | None, threshold: float) -> Scores:
-        samples = encode(self.spec, data, stride)
+        samples = encode(self.spec, data, stride or 1)
         components, raw_maps = self._components(samples.x, want_maps=maps and self.spec.modality == "image")
         combined = self.normaliser.combine(components)
         if isinstance(self.spec, ImageSpec) and self.spec.tile:
@@ -298,10 +302,13 @@ class Detector(ABC):
         return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))
 
     def _batches(self, x: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
-        size = min(self.settings.batch_size, len(x))
+        """Every sample once per epoch, in batches of at most two sizes (no tiny last batch, few retraces)."""
         order = rng.permutation(len(x))
-        for start in range(0, len(x) - size + 1, size):
-            yield x[order[start : start + size]]
+        for index in np.array_split(order, self._steps_per_epoch(len(x))):
+            yield x[index]
+
+    def _steps_per_epoch(self, count: int) -> int:
+        return max(1, -(-count // self.settings.batch_size))
 
     def _train(self, train_x: np.ndarray, val_x: np.ndarray, progress: bool) -> list[dict[str, float]]:
         from anomaly.progress import TrainingProgress
@@ -310,7 +317,7 @@ class Detector(ABC):
         history: list[dict[str, float]] = []
         best_loss, best_state, stale = np.inf, None, 0
         self._best_epoch = None
-        steps = len(train_x) // min(self.settings.batch_size, len(train_x))
+        steps = self._steps_per_epoch(len(train_x))
         with TrainingProgress(self.name, self.settings.epochs, steps, enabled=progress) as bar:
             for epoch in range(1, self.settings.epochs + 1):
                 sums: dict[str, float] = {}

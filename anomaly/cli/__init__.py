@@ -33,9 +33,9 @@ def cli(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from anomaly.cli import demo, detectors, store, stream
+    from anomaly.cli import detectors, store, stream
 
-    for command in detectors.COMMANDS + demo.COMMANDS + store.COMMANDS + stream.COMMANDS:
+    for command in detectors.COMMANDS + store.COMMANDS + stream.COMMANDS:
         cli.add_command(command)
 
 

@@ -142,7 +142,7 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
 @click.option("--bootstrap-servers", default=None, help="As for serve.")
 @click.option("--model", "name", default="digits", show_default=True, help="Registry name of the demo model.")
 @click.option("--normal-digit", type=click.IntRange(0, 9), default=0, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=15, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/stream-demo"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def stream_demo_command(bootstrap_servers: str | None, name: str, normal_digit: int, epochs: int, out_dir: Path,

@@ -86,7 +86,7 @@ def trained_model(name: str, out_dir: Path, normal_digit: int, epochs: int, seed
 
 
 def run_demo(bootstrap: str, engine: Engine, name: str = "digits", out_dir: Path = Path("runs/stream-demo"),
-             normal_digit: int = 0, epochs: int = 15, seed: int = 0, say=print) -> DemoResult:
+             normal_digit: int = 0, epochs: int = 100, seed: int = 0, say=print) -> DemoResult:
     """Train or reuse, produce the unseen digits (and three malformed messages), score them, read back."""
     model, trained = trained_model(name, out_dir, normal_digit, epochs, seed, engine, say)
     _, test = split(normal_digit, seed)
