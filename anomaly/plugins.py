@@ -9,6 +9,7 @@ comma-separated list of entry-point names, or an empty string for built-ins only
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -71,12 +72,15 @@ def _registrar(registry: Registry, plugin: str, dist: tuple[str, str]):
     return register
 
 
-def build_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
-    """Load every allowed entry point (and in-process ``extra_plugins``), isolating failures per plugin."""
-    manager = pluggy.PluginManager("anomaly")
-    manager.add_hookspecs(hookspecs)
-    registry = Registry()
-    candidates: list[tuple[str, tuple[str, str], object]] = []
+Candidate = tuple[str, tuple[str, str], object]
+
+
+def plugin_modules(broken: dict[str, str], extra_plugins: dict[str, object] | None = None) -> list[Candidate]:
+    """(name, (distribution, version), module) of every allowed entry point and in-process plugin.
+
+    An entry point that fails to import is recorded in ``broken`` by name and left out.
+    """
+    candidates: list[Candidate] = []
     for ep in entry_points(group=GROUP):
         dist = _distribution(ep)
         if not _allowed(ep, dist[0]):
@@ -84,25 +88,46 @@ def build_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
         try:
             candidates.append((ep.name, dist, ep.load()))
         except Exception as exc:  # a plugin's import can fail in any way; report and go on
-            registry.broken[ep.name] = f"import failed: {exc.__class__.__name__}: {exc}"
+            broken[ep.name] = f"import failed: {exc.__class__.__name__}: {exc}"
     for name, module in (extra_plugins or {}).items():
         candidates.append((name, ("in-process", "-"), module))
+    return candidates
 
+
+def call_per_plugin(hook: str, candidates: list[Candidate], broken: dict[str, str],
+                    make_register: Callable[[str, tuple[str, str]], Callable[..., None]],
+                    on_failure: Callable[[str], None] | None = None) -> None:
+    """Call ``hook`` of each plugin on its own, so one plugin's failure is recorded and the rest still load."""
+    manager = pluggy.PluginManager("anomaly")
+    manager.add_hookspecs(hookspecs)
     for name, dist, module in candidates:
         try:
             manager.register(module, name=name)
         except Exception as exc:
-            registry.broken[name] = f"bad hook: {exc}"
+            broken[name] = f"bad hook: {exc}"
             continue
-        for impl in manager.hook.register_detectors.get_hookimpls():
+        for impl in getattr(manager.hook, hook).get_hookimpls():
             if impl.plugin_name != name:
                 continue
             try:
-                impl.function(register=_registrar(registry, name, dist))
+                impl.function(register=make_register(name, dist))
             except Exception as exc:
-                registry.broken[name] = f"register_detectors failed: {exc.__class__.__name__}: {exc}"
-                for detector in [d for d, info in registry.detectors.items() if info.plugin == name]:
-                    del registry.detectors[detector]
+                broken[name] = f"{hook} failed: {exc.__class__.__name__}: {exc}"
+                if on_failure is not None:
+                    on_failure(name)
+
+
+def build_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
+    """Load every allowed entry point (and in-process ``extra_plugins``), isolating failures per plugin."""
+    registry = Registry()
+
+    def forget(plugin: str) -> None:
+        for detector in [d for d, info in registry.detectors.items() if info.plugin == plugin]:
+            del registry.detectors[detector]
+
+    candidates = plugin_modules(registry.broken, extra_plugins)
+    call_per_plugin("register_detectors", candidates, registry.broken,
+                    lambda name, dist: _registrar(registry, name, dist), forget)
     return registry
 
 

@@ -24,11 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib.metadata import entry_points
 
 import numpy as np
 import orjson
-import pluggy
 from PIL import Image, UnidentifiedImageError
 
 from anomaly import hookspecs
@@ -349,41 +347,23 @@ def build_decoders(extra_plugins: dict[str, object] | None = None) -> Decoders:
     """Built-ins plus every allowed ``anomaly.detectors`` plugin implementing ``register_decoders``."""
     import sys
 
-    from anomaly.plugins import GROUP, _allowed, _distribution
+    from anomaly.plugins import BUILTIN_DISTRIBUTION, call_per_plugin, plugin_modules
 
-    manager = pluggy.PluginManager("anomaly")
-    manager.add_hookspecs(hookspecs)
     decoders = Decoders()
-    candidates: list[tuple[str, object]] = [("builtin", sys.modules[__name__])]
-    for ep in entry_points(group=GROUP):
-        if not _allowed(ep, _distribution(ep)[0]):
-            continue
-        try:
-            candidates.append((ep.name, ep.load()))
-        except Exception as exc:  # a plugin's import can fail in any way; report and go on
-            decoders.broken[ep.name] = f"import failed: {exc.__class__.__name__}: {exc}"
-    candidates += list((extra_plugins or {}).items())
-    for name, module in candidates:
-        try:
-            manager.register(module, name=name)
-        except Exception as exc:
-            decoders.broken[name] = f"bad hook: {exc}"
-            continue
-        for impl in manager.hook.register_decoders.get_hookimpls():
-            if impl.plugin_name != name:
-                continue
 
-            def register(decoder_name: str, decode: Decoder, modality: str, plugin: str = name) -> None:
-                if modality not in ("image", "series"):
-                    raise ValueError(f"decoder {decoder_name!r}: modality must be 'image' or 'series'")
-                if decoder_name in decoders.known:
-                    raise ValueError(f"decoder name {decoder_name!r} is already registered")
-                decoders.known[decoder_name] = DecoderInfo(decode, modality, plugin)
+    def make_register(plugin: str, _dist: tuple[str, str]):
+        def register(decoder_name: str, decode: Decoder, modality: str) -> None:
+            if modality not in ("image", "series"):
+                raise ValueError(f"decoder {decoder_name!r}: modality must be 'image' or 'series'")
+            if decoder_name in decoders.known:
+                raise ValueError(f"decoder name {decoder_name!r} is already registered")
+            decoders.known[decoder_name] = DecoderInfo(decode, modality, plugin)
 
-            try:
-                impl.function(register=register)
-            except Exception as exc:
-                decoders.broken[name] = f"register_decoders failed: {exc.__class__.__name__}: {exc}"
+        return register
+
+    builtin = ("builtin", (BUILTIN_DISTRIBUTION, "-"), sys.modules[__name__])
+    candidates = [builtin, *plugin_modules(decoders.broken, extra_plugins)]
+    call_per_plugin("register_decoders", candidates, decoders.broken, make_register)
     return decoders
 
 
