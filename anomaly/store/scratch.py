@@ -6,6 +6,7 @@ disappears afterwards. Needs the repository checkout (the project installs edita
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ from anomaly.store.engine import create_engine_for
 POSTGRES_SCRIPT = Path(anomaly.__file__).resolve().parent.parent / "scripts" / "postgres.sh"
 
 
-def postgres_script(action: str) -> subprocess.CompletedProcess[str]:
-    """Run ``scripts/postgres.sh ACTION``; the caller reads its return code and output."""
-    return subprocess.run(["bash", str(POSTGRES_SCRIPT), action], capture_output=True, text=True, timeout=120)
+def postgres_script(action: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/postgres.sh ACTION``; ``env`` picks another server (its folder and port)."""
+    return subprocess.run(["bash", str(POSTGRES_SCRIPT), action], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
 @contextmanager

@@ -6,7 +6,6 @@ PostgreSQL cases skip locally; under CI (``CI`` set) any failure to start fails 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,14 @@ from anomaly.store import migrate
 from anomaly.store.engine import get_engine
 from anomaly.store.registry import ModelRecord, register_trained_model
 from anomaly.store.schema import Base
-from anomaly.store.scratch import postgres_script, scratch_database
+from anomaly.store.scratch import scratch_database
+from tests.postgres import running_server_url
 
-MISSING_BINARY = 3  # scripts/postgres.sh's exit status when PostgreSQL is not installed
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The URL of the shared test database on a running server."""
-    started = postgres_script("start")
-    if started.returncode != 0:
-        reason = f"PostgreSQL did not start: {started.stderr.strip() or started.stdout.strip()}"
-        if started.returncode == MISSING_BINARY and not os.environ.get("CI"):
-            pytest.skip(reason)
-        pytest.fail(reason)
-    return postgres_script("url").stdout.strip()
+    return running_server_url()
 
 
 @pytest.fixture(scope="session")

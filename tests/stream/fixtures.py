@@ -7,7 +7,6 @@ under CI (``CI`` set).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 
 from anomaly.store import migrate
 from anomaly.store.scratch import scratch_database
-from tests.stream.support import postgres, train_tiny
-
-MISSING_BINARY = 3  # scripts/postgres.sh's exit status when PostgreSQL is not installed
+from tests.postgres import running_server_url
+from tests.stream.support import PG_ENV, postgres, train_tiny
 
 
 @pytest.fixture(scope="session")
@@ -34,13 +32,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def stream_postgres() -> Iterator[str]:
     """The URL of the stream tests' own running PostgreSQL server, stopped at the end of the session."""
-    started = postgres("start")
-    if started.returncode != 0:
-        reason = f"PostgreSQL did not start: {started.stderr.strip() or started.stdout.strip()}"
-        if started.returncode == MISSING_BINARY and not os.environ.get("CI"):
-            pytest.skip(reason)
-        pytest.fail(reason)
-    yield postgres("url").stdout.strip()
+    yield running_server_url(PG_ENV)
     postgres("stop")
 
 

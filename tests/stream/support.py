@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from anomaly.plugins import registry
 from anomaly.store.engine import get_engine
 from anomaly.store.registry import ModelRecord, register_trained_model
 from anomaly.store.schema import Event, RejectedMessage
-from anomaly.store.scratch import POSTGRES_SCRIPT
+from anomaly.store.scratch import postgres_script
 from anomaly.stream.produce import png_bytes, reading
 from anomaly.testing import synthetic_images, synthetic_series
 from tests.kafka_broker import KafkaBroker
@@ -39,8 +38,7 @@ PG_ENV = {"ANOMALY_PG_DIR": "/tmp/anomaly-pg-stream", "ANOMALY_PG_PORT": "55442"
 
 def postgres(action: str) -> subprocess.CompletedProcess[str]:
     """``scripts/postgres.sh ACTION`` for the stream tests' own server."""
-    return subprocess.run(["bash", str(POSTGRES_SCRIPT), action], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **PG_ENV})
+    return postgres_script(action, PG_ENV)
 
 
 def train_tiny(modality: str, out: Path, seed: int = 0) -> Path:
