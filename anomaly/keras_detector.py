@@ -31,6 +31,13 @@ class KerasDetector(Detector):
     networks: dict[str, Any]
     xla_min_steps: int = 1000
 
+    def __init__(self, spec, params: Any = None, settings: Any = None) -> None:
+        super().__init__(spec, params, settings)
+        if getattr(self.params, "width", 0) is None:
+            from anomaly.networks import DEFAULT_WIDTH
+
+            self.params.width = DEFAULT_WIDTH[spec.modality]
+
     @property
     def compile_training(self) -> bool:
         """XLA makes a CPU training step 20–40% faster but costs seconds to compile: worth it for long runs only."""

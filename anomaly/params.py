@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -13,6 +14,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _convert(key: str, raw: str, kind: Any) -> Any:
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     origin = typing.get_origin(kind)
     try:
         if kind is bool:

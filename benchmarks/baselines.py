@@ -103,7 +103,7 @@ class PCABaseline(_SklearnBaseline):
 @dataclass
 class AutoencoderParams:
     latent: int = 100
-    width: int = 32
+    width: int | None = None
     network: str = "dense"
     lr: float = 2e-4
     batch_size: int = 64

@@ -28,10 +28,9 @@ TILE_INPUT = ["--normal-class", "MT_Free", "--tile", "--scale", "128", "--image-
               "--pool", "topk"]
 
 RUNS = {
-    "ganomaly-magnetic_tile": (["ganomaly", TILE, *TILE_INPUT, "--stride", "16", "--epochs", "4",
-                                "--set", "width=16"], ["--normal-class", "MT_Free"]),
+    "ganomaly-magnetic_tile": (["ganomaly", TILE, *TILE_INPUT, "--stride", "16", "--epochs", "4"], ["--normal-class", "MT_Free"]),
     "anogan-magnetic_tile": (["anogan", TILE, *TILE_INPUT, "--stride", "32", "--epochs", "4",
-                              "--set", "width=16", "--set", "search_steps=10"], ["--normal-class", "MT_Free"]),
+                              "--set", "search_steps=10"], ["--normal-class", "MT_Free"]),
     "ganomaly-smd-2-2": (["ganomaly", SMD, "--window", "32", "--stride", "4", "--epochs", "10"], []),
     "anogan-smd-2-2": (["anogan", SMD, "--window", "32", "--stride", "4", "--epochs", "10",
                         "--set", "search_steps=20"], []),

@@ -20,7 +20,7 @@ from anomaly.keras_detector import KerasDetector, require_tensorflow
 @dataclass
 class AnoGANParams:
     latent: int = 64
-    width: int = 32
+    width: int | None = None
     network: str = "dense"
     lr: float = 2e-4
     beta1: float = 0.5
