@@ -36,6 +36,7 @@ from anomaly.inputs import (
     pool,
     spec_from_dict,
     spec_to_dict,
+    standardise,
     stitch_maps,
 )
 from anomaly.threshold import Calibration, Normaliser
@@ -213,6 +214,23 @@ class Detector(ABC):
         if self.normaliser is None or self.threshold is None:
             raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
         return self._score(data, maps=maps, stride=stride, threshold=self.threshold)
+
+    def score_windows(self, raw_windows: np.ndarray) -> Scores:
+        """Score windows a caller has already cut, (N, window, channels) of raw readings; ids are positions.
+
+        A stream keeps each source's recent readings itself and hands over one window per message;
+        this scores them as they are instead of laying them end to end and cutting them again.
+        """
+        if self.normaliser is None or self.threshold is None:
+            raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
+        spec = self.spec
+        if not isinstance(spec, SeriesSpec):
+            raise DataError("this model scores images, but the input is series windows")
+        if raw_windows.ndim != 3 or raw_windows.shape[1:] != (spec.window, spec.channels):
+            raise DataError(f"expected windows shaped (N, {spec.window}, {spec.channels}), got {raw_windows.shape}")
+        components, _ = self._components(standardise(spec, raw_windows), want_maps=False)
+        return Scores(ids=[str(i) for i in range(len(raw_windows))], scores=self.normaliser.combine(components),
+                      components=components, threshold=self.threshold)
 
     def _score(self, data: Dataset, *, maps: bool, stride: int | None, threshold: float) -> Scores:
         samples = encode(self.spec, data, stride or 1)

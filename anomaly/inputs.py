@@ -119,11 +119,16 @@ def encode(spec: Spec, data: ImageSet | SeriesSet, stride: int | None = None) ->
     return _encode_series(spec, data, stride or spec.stride)
 
 
+def standardise(spec: SeriesSpec, values: np.ndarray) -> np.ndarray:
+    """Readings (..., channels) scaled with the channel statistics fitted on the training series."""
+    scaled = (values - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return scaled.astype(np.float32, copy=False)
+
+
 def _encode_series(spec: SeriesSpec, data: SeriesSet, stride: int) -> Samples:
     if data.channels != spec.channels:
         raise DataError(f"{data.name}: {data.channels} channel(s), but the model was trained on {spec.channels}")
-    scaled = (data.values - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    x, ends = windows(scaled.astype(np.float32), spec.window, stride)
+    x, ends = windows(standardise(spec, data.values), spec.window, stride)
     return Samples(x=x, owner=np.arange(len(x)), layout=ends.tolist(), count=len(x))
 
 

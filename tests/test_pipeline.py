@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from anomaly.detector import FitSettings
+from anomaly.errors import DataError
 from anomaly.inputs import ImageSpec
 from anomaly.testing import synthetic_images
 from tests.conftest import write_images
@@ -100,3 +102,22 @@ def test_xla_compiled_training_repeats_with_a_seed(monkeypatch) -> None:
         assert detector.compile_training is True
         runs.append(detector.score(synthetic_series()).scores)
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_windows_scored_as_cut_match_the_series_scores() -> None:
+    """The stream scores windows it cut itself; they must score exactly as the same steps of the series."""
+    from anomaly.plugins import registry
+    from anomaly.testing import make_spec, synthetic_series
+
+    cls = registry().get("ganomaly")
+    detector = cls(make_spec("series"), cls.Params(width=4, latent=4), FitSettings(epochs=1, batch_size=16, seed=3))
+    series = synthetic_series()
+    detector.fit(series)
+    whole = detector.score(series, maps=False)
+    window = detector.spec.window
+    cut = np.lib.stride_tricks.sliding_window_view(series.values, window, axis=0).transpose(0, 2, 1)
+    alone = detector.score_windows(np.ascontiguousarray(cut))
+    np.testing.assert_allclose(alone.scores, whole.scores, rtol=1e-5, atol=1e-6)
+    assert alone.threshold == whole.threshold
+    with pytest.raises(DataError, match="expected windows shaped"):
+        detector.score_windows(np.zeros((2, window + 1, detector.spec.channels), np.float32))

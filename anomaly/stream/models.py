@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from anomaly.data.images import ImageSet
-from anomaly.data.series import SeriesSet
 from anomaly.detector import Detector, Scores
 from anomaly.errors import AnomalyError, DataError
 from anomaly.inputs import SeriesSpec
@@ -32,18 +31,22 @@ log = logging.getLogger(__name__)
 MIN_PADDED = 8
 
 
-def padded(samples: list[np.ndarray], chunk: int) -> list[np.ndarray]:
-    """``samples`` with the last repeated so every chunk the detector scores has a power-of-two size.
+def padded_size(count: int, chunk: int) -> int:
+    """How many samples to score so every chunk the detector scores has a power-of-two size.
 
     The detector scores in chunks of ``chunk`` (its ``score_batch_size``) and the networks are
     compiled per input shape; a stream delivers batches of every size, and each new size would pay a
-    compilation (about a second on two cores). Only the last, partial chunk is padded. Scores do not
-    depend on the rest of the batch, so the padding's scores are simply dropped.
+    compilation (about a second on two cores). Only the last, partial chunk is padded (by repeating
+    the last sample). Scores do not depend on the rest of the batch, so the padding's scores are
+    simply dropped.
     """
-    count = len(samples)
     rest = count % chunk
     size = count - rest + (max(1 << (rest - 1).bit_length(), MIN_PADDED) if rest else 0)
-    return samples + [samples[-1]] * (max(size, MIN_PADDED) - count)
+    return max(size, MIN_PADDED)
+
+
+def padded(samples: list[np.ndarray], chunk: int) -> list[np.ndarray]:
+    return samples + [samples[-1]] * (padded_size(len(samples), chunk) - len(samples))
 
 
 @dataclass
@@ -107,16 +110,15 @@ class ServingModel:
     def score(self, items: list[Decoded]) -> list[Scored | Rejected]:
         """Score a batch at once; an image the detector cannot take is rejected alone, not its batch.
 
-        Readings go through the source's sliding window first. The windows are laid end to end and
-        scored with a stride equal to their length, so each message is exactly one window.
+        Readings go through the source's sliding window first; each message is then exactly one window.
         """
         if not items:
             return []
         if self.windows is not None:
             windows = self.windows.windows([(item.source, item.values) for item in items if isinstance(item, Reading)])
-            stacked = np.concatenate(padded(list(windows), self.detector.score_batch_size))
-            data = SeriesSet(values=stacked, ids=[str(i) for i in range(len(stacked))], name="stream")
-            return self._results(self.detector.score(data, maps=False, stride=self.windows.window), len(items))
+            extra = padded_size(len(windows), self.detector.score_batch_size) - len(windows)
+            windows = np.concatenate([windows, np.repeat(windows[-1:], extra, axis=0)])
+            return self._results(self.detector.score_windows(windows), len(items))
         pictures = [item.image for item in items if isinstance(item, Picture)]
         try:
             return self._results(self._score_images(padded(pictures, self.detector.score_batch_size)), len(items))
@@ -136,7 +138,12 @@ class ServingModel:
     def _results(self, scores: Scores, expected: int) -> list[Scored | Rejected]:
         if len(scores) < expected:
             raise AnomalyError(f"{self.name} v{self.version}: {len(scores)} scores for {expected} messages")
-        return [Scored(r.score, r.threshold, r.is_anomaly, r.components) for r, _ in zip(scores, range(expected))]
+        names = list(scores.components)
+        columns = [scores.components[name][:expected].tolist() for name in names]
+        threshold = float(scores.threshold)
+        return [Scored(value, threshold, flag, dict(zip(names, parts)))
+                for value, flag, *parts in zip(scores.scores[:expected].tolist(),
+                                                scores.is_anomaly[:expected].tolist(), *columns)]
 
     def context(self, sources: frozenset[str] | None, max_bytes: int) -> DecodeContext:
         """What decoders check messages against: this version's input spec (channels, window) and the limits."""

@@ -81,6 +81,7 @@ def test_broker_time_when_the_reading_has_none() -> None:
         (b'{"source": "p", "values": [[1, 2], [3, 4]]}', "shape", "wrong length"),
         (b'{"source": "p", "values": [1, NaN]}', "non_finite", "NaN"),
         (b'{"source": "p", "values": [1, Infinity]}', "non_finite", "NaN or infinite"),
+        (b'{"source": "p", "values": [1, 1e39]}', "non_finite", "NaN or infinite"),
         (b'{"source": "p", "values": [true, 1]}', "format", "list of numbers"),
         (b'{"source": "p", "values": ["1", 2]}', "format", "list of numbers"),
         (b'{"source": "p", "values": [[1, 2], [3]]}', "format", "list of numbers"),
