@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks import quality
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["quality", "speed", "render"],
-                        help="render: rewrite the docs sections from the raw JSON already there, running nothing")
+    parser.add_argument("suite", choices=["quality", "speed", "defaults", "render"],
+                        help="defaults: the development sweep behind the series defaults; "
+                             "render: rewrite the docs sections from the raw JSON already there, running nothing")
     parser.add_argument("--config", choices=sorted(quality.CONFIGS), default="small",
                         help="quality: problem sizes (smoke < 1 min, small = this CPU, full = a GPU or long run)")
     parser.add_argument("--seeds", type=int, help="quality: number of seeds (default: the config's)")
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import speed
 
         speed.run(docs=args.docs, command=command, log=_log)
+    elif args.suite == "defaults":
+        from benchmarks import defaults
+
+        defaults.run(docs=args.docs, command=command, log=_log)
     else:
         from benchmarks import speed
 

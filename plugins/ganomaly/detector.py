@@ -33,8 +33,9 @@ class GANomaly(KerasDetector):
     description = "GANomaly: encoder-decoder-encoder GAN; latent, reconstruction and discriminator error"
     components = ("latent", "reconstruction", "discriminator")
     default_weights = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0}
-    # On sensor windows the latent error is unreliable (AUROC 0.23-0.94 on the benchmark's development
-    # machines, where reconstruction gave 0.81-0.95): series score by reconstruction unless told otherwise.
+    # On sensor windows the latent error is unreliable (AUROC 0.25-0.94 on the benchmark's development
+    # machines, where reconstruction gave 0.83-0.96; `python -m benchmarks defaults`): series score by
+    # reconstruction unless told otherwise.
     series_weights = {"latent": 0.0, "reconstruction": 1.0, "discriminator": 0.0}
     Params = GANomalyParams
 
