@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
@@ -33,11 +34,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _postgres_json(dbapi_connection: Any, _record: Any) -> None:
+    """orjson for the JSON psycopg writes itself (each event's components in the bulk COPY): 3-4x faster."""
+    from psycopg.types.json import set_json_dumps
+
+    set_json_dumps(_json_dumps, dbapi_connection)
+
+
 def create_engine_for(url: str) -> Engine:
-    """A new engine for ``url``, with the SQLite pragmas the store relies on; no schema check."""
+    """A new engine for ``url``, with the SQLite pragmas or PostgreSQL JSON encoder the store relies on."""
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.driver == "psycopg":
+        event.listen(engine, "connect", _postgres_json)
     log.info("database %s", hide_password(url))
     return engine
 

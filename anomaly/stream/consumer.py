@@ -278,13 +278,14 @@ class StreamScorer:
     def _build(self, messages: list[Message]) -> _Batch:
         batch = _Batch()
         by_model: dict[str, list[tuple[Message, Decoded]]] = {}
+        contexts = {name: model.context(self.settings.sources, self.settings.max_bytes)
+                    for name, model in self.models.models.items()}
         for message in messages:
             tp = TopicPartition(message.topic, message.partition)
             batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), message.offset + 1)
             name = self.settings.models[message.topic]
-            model = self.models[name]
             try:
-                item = self._decoders[message.topic](message, model.context(self.settings.sources, self.settings.max_bytes))
+                item = self._decoders[message.topic](message, contexts[name])
             except Rejected as rejection:
                 self._reject(batch, message, rejection)
                 continue
