@@ -49,7 +49,8 @@ def parse_params(params_cls: type, items: tuple[str, ...] | list[str]) -> Any:
 
 
 def describe_params(params_cls: type) -> str:
-    return ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(params_cls))
+    """Options and defaults; an unset default (None) is chosen by the detector from the input: "auto"."""
+    return ", ".join(f"{f.name}={'auto' if _default(f) is None else _default(f)}" for f in dataclasses.fields(params_cls))
 
 
 def _default(f: dataclasses.Field) -> Any:
