@@ -8,8 +8,8 @@ Two workloads, each through ``StreamScorer`` (the loop ``anomaly serve`` runs) o
 
 - sensor readings: one JSON reading per message, 38 channels (the shape of an SMD machine), keyed by
   one of 8 sources; GANomaly with its defaults (dense networks, width 32, latent 100), window 32;
-- images: 64×64 grayscale PNG bytes per message; GANomaly's DCGAN networks at the default width 32,
-  and at width 16 (about a quarter of the arithmetic), whole image.
+- images: 64×64 grayscale PNG bytes per message; GANomaly's DCGAN networks at the default width 16,
+  and at width 32 (about four times the arithmetic), whole image.
 
 Models are trained for one epoch on synthetic data: speed depends on the networks' shapes, not on
 what they learned. For each workload:
@@ -201,7 +201,7 @@ def main() -> None:
 
     bootstrap, _ = kafka_settings(args.bootstrap_servers)
     counts = {"readings": args.readings, "images": args.images}
-    workloads = [("readings", "readings", 32), ("images", "images", 32), ("images-w16", "images", 16)]
+    workloads = [("readings", "readings", 32), ("images", "images", 16), ("images-w32", "images", 32)]
     results = {}
     with tempfile.TemporaryDirectory() as folder, _database(args.database) as url:
         for name, kind, width in workloads:
@@ -227,7 +227,7 @@ process sends at half the target rate for the given seconds while the scorer kee
 the stored row's `received_at` (stamped when its batch is written) minus the producer's timestamp.
 Models are GANomaly trained one epoch on synthetic data (speed depends on the networks, not on what
 they learned): readings with the default dense networks (width 32, latent 100, window 32, 38
-channels, 8 sources), images with the DCGAN networks at the default width 32 and at width 16.
+channels, 8 sources), images with the DCGAN networks at the default width 16 and at width 32.
 "Load average" is the machine's 1-minute load during the run: this 2-core machine is shared, and
 other work running at the same time takes CPU from the scorer."""
 
