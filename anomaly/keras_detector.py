@@ -7,6 +7,7 @@ from the manifest's hyper-parameters — so loading a model folder never runs co
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ class KerasDetector(Detector):
         if getattr(self.params, "width", 0) is None:
             from anomaly.networks import DEFAULT_WIDTH
 
-            self.params.width = DEFAULT_WIDTH[spec.modality]
+            # A copy: the caller's params may configure other detectors, for other inputs, too.
+            self.params = dataclasses.replace(self.params, width=DEFAULT_WIDTH[spec.modality])
 
     @property
     def compile_training(self) -> bool:

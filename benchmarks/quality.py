@@ -422,7 +422,7 @@ def _flag_all_f1(result: dict[str, Any]) -> list[str]:
 def _options(params: dict[str, Any]) -> str:
     shown = {k: v for k, v in params.items() if k in ("width", "latent", "network", "search_steps", "encoder_init",
                                                       "trees", "variance", "lr")}
-    return ", ".join(f"{k}={v}" for k, v in shown.items())
+    return ", ".join(f"{k}={'default (16 on images, 32 on series)' if v is None else v}" for k, v in shown.items())
 
 
 def _pivot(result: dict[str, Any], keep: Callable[[str], bool]) -> str:

@@ -121,3 +121,14 @@ def test_windows_scored_as_cut_match_the_series_scores() -> None:
     assert alone.threshold == whole.threshold
     with pytest.raises(DataError, match="expected windows shaped"):
         detector.score_windows(np.zeros((2, window + 1, detector.spec.channels), np.float32))
+
+
+def test_unset_width_is_chosen_per_input_without_touching_the_callers_params() -> None:
+    from anomaly.plugins import registry
+    from anomaly.testing import make_spec
+
+    cls = registry().get("ganomaly")
+    shared = cls.Params()
+    image = cls(make_spec("image"), shared)
+    series = cls(make_spec("series"), shared)
+    assert (image.params.width, series.params.width, shared.width) == (16, 32, None)
