@@ -303,5 +303,9 @@ def render(results: dict[str, Any]) -> str:
         "What the targets cost: " + "; ".join(needs) + ". Where the network already runs near the measured "
         "peak (table above), only fewer FLOPs per image — a narrower network — can meet the image target on "
         "this CPU; the search ratio on a CPU is bounded by how much per-call overhead a batch amortises, "
-        "because the search itself is compute-bound once a batch fills the cores.",
+        "because the search itself is compute-bound once a batch fills the cores. The window figures swing "
+        "most between runs on this VM: the same GANomaly series networks measured 14,500–29,300 windows/s end "
+        "to end in three runs over two days, and code from before and after this run's changes, timed side by "
+        "side, differed by less than the run-to-run spread (21,000–33,000 against 27,000 windows/s); "
+        "TensorFlow's execution of the networks is nearly all of that time.",
     ])
