@@ -92,6 +92,7 @@ def test_broker_time_when_the_reading_has_none() -> None:
         (b"", "format", "empty"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # 1e39 is beyond float32
 def test_bad_readings_are_rejected_with_a_reason(value: bytes, kind: str, words: str) -> None:
     why = rejected(decode_reading, message(value), SERIES)
     assert why.kind == kind and words in why.reason
