@@ -33,13 +33,44 @@ from benchmarks import datasets  # noqa: E402
 TILES = ImageSpec(image_size=32, tile=True, scale=128, stride=16, standardize=True, pool="topk")
 
 
-class Ganomaly:
-    """GANomaly's four networks with a stateless, jit-compiled train step (the paper's losses and weights)."""
+def skip_generator(shape: tuple[int, ...], latent: int, width: int) -> keras.Model:
+    """Encoder and decoder joined by skip connections at every scale (as in Skip-GANomaly): x -> (x̂, z)."""
+    layers = keras.layers
+    inputs = keras.Input(shape)
+    x, skips = inputs, []
+    for level in range(int(np.log2(shape[0] // 4))):
+        x = layers.Conv2D(width * 2**level, 4, strides=2, padding="same", use_bias=level == 0)(x)
+        if level:
+            x = layers.BatchNormalization()(x)
+        x = layers.LeakyReLU(0.2)(x)
+        skips.append(x)
+    z = layers.Flatten()(layers.Conv2D(latent, x.shape[1], padding="valid")(x))
+    x = layers.Reshape((1, 1, latent))(z)
+    x = layers.Conv2DTranspose(skips[-1].shape[-1], skips[-1].shape[1], padding="valid", use_bias=False)(x)
+    for skip in reversed(skips):
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.Concatenate()([x, skip])
+        channels = shape[-1] if skip is skips[0] else skip.shape[-1] // 2
+        x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=skip is skips[0])(x)
+    return keras.Model(inputs, [x, z], name="skip_generator")
 
-    def __init__(self, shape: tuple[int, ...], width: int, latent: int = 100, lr: float = 2e-4) -> None:
-        self.nets = [encoder(shape, latent, width, "dense", "encoder"),
-                     decoder(shape, latent, width, "dense", False, "decoder"),
-                     encoder(shape, latent, width, "dense", "encoder2")]
+
+class Ganomaly:
+    """GANomaly's networks with a stateless, jit-compiled train step (the paper's losses and weights).
+
+    ``skip`` replaces the encoder and decoder with one generator whose decoder sees the encoder's
+    feature maps at every scale; its latent code is the bottleneck.
+    """
+
+    def __init__(self, shape: tuple[int, ...], width: int, latent: int = 100, lr: float = 2e-4,
+                 skip: bool = False) -> None:
+        self.skip = skip
+        if skip:
+            self.nets = [skip_generator(shape, latent, width), encoder(shape, latent, width, "dense", "encoder2")]
+        else:
+            self.nets = [encoder(shape, latent, width, "dense", "encoder"),
+                         decoder(shape, latent, width, "dense", False, "decoder"),
+                         encoder(shape, latent, width, "dense", "encoder2")]
         features = body(shape, width, "dense", "features")
         logit = head(features, 1, "discriminator")
         self.disc = keras.Model(features.input, [features.output, logit.output])
@@ -68,6 +99,11 @@ class Ganomaly:
         return out
 
     def _generate(self, g_tv, g_ntv, x, training):
+        if self.skip:
+            (gen, e2), (ng, n2) = self._split(g_tv), g_ntv
+            (fake, z), ng = self.nets[0].stateless_call(gen, ng, x, training=training)
+            z_hat, n2 = self.nets[1].stateless_call(e2, n2, fake, training=training)
+            return z, fake, z_hat, [ng, n2]
         (e1, dec, e2), (n1, nd, n2) = self._split(g_tv), g_ntv
         z, n1 = self.nets[0].stateless_call(e1, n1, x, training=training)
         fake, nd = self.nets[1].stateless_call(dec, nd, z, training=training)
@@ -125,7 +161,8 @@ def _holdout(train, seed: int, fraction: float = 0.2):
     return train.subset(np.sort(order[cut:])), train.subset(np.sort(order[:cut]))
 
 
-def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = None, scale: int = 128) -> dict:
+def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = None, scale: int = 128,
+            skip: bool = False) -> dict:
     task = datasets.magnetic_tile(seed, ImageSpec(**{**vars(TILES), "scale": scale}), limit)
     train, held = _holdout(task.train, seed)
     spec = task.fresh_spec()
@@ -133,7 +170,7 @@ def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = 
     x = encode(spec, train).x
     val, test = encode(spec, held), encode(spec, task.test)
     keras.utils.set_random_seed(seed)
-    model = Ganomaly(spec.sample_shape, width)
+    model = Ganomaly(spec.sample_shape, width, skip=skip)
     rng = np.random.default_rng(seed)
     clock = time.perf_counter()
     for _ in range(epochs):
@@ -144,7 +181,7 @@ def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = 
     train_s = time.perf_counter() - clock
     val_c, test_c = model.components(val.x), model.components(test.x)
     labels = np.asarray(task.test.labels)
-    result = {"seed": seed, "width": width, "scale": scale, "epochs": epochs, "train_tiles": len(x), "train_s": round(train_s, 1),
+    result = {"seed": seed, "width": width, "scale": scale, "skip": skip, "epochs": epochs, "train_tiles": len(x), "train_s": round(train_s, 1),
               "auroc": {}, "image_scores": {}}
     zs = {}
     for name in test_c:
@@ -167,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--scale", type=int, default=128, help="short side the images are resized to before tiling")
+    parser.add_argument("--skip", action="store_true", help="a generator with skip connections (Skip-GANomaly)")
     parser.add_argument("--limit", type=int, help="images per class (a quick check), default all")
     parser.add_argument("--out", default="gpu_tiles.json")
     args = parser.parse_args()
@@ -174,7 +212,7 @@ def main() -> None:
     results = []
     for width in args.widths:
         for seed in args.seeds:
-            r = run_one(seed, width, args.epochs, args.batch, args.limit, args.scale)
+            r = run_one(seed, width, args.epochs, args.batch, args.limit, args.scale, args.skip)
             results.append(r)
             best = sorted(r["auroc"].items(), key=lambda kv: -kv[1])[:4]
             print(f"width {width} seed {seed}: {r['train_tiles']} tiles, {r['train_s']} s;", best, flush=True)
