@@ -211,8 +211,7 @@ class Detector(ABC):
         A series is scored at every step (its window ending there) unless ``stride`` asks for
         every n-th: the training stride only thins out training windows.
         """
-        if self.normaliser is None or self.threshold is None:
-            raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
+        self._require_fitted()
         return self._score(data, maps=maps, stride=stride, threshold=self.threshold)
 
     def score_windows(self, raw_windows: np.ndarray) -> Scores:
@@ -221,8 +220,7 @@ class Detector(ABC):
         A stream keeps each source's recent readings itself and hands over one window per message;
         this scores them as they are instead of laying them end to end and cutting them again.
         """
-        if self.normaliser is None or self.threshold is None:
-            raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
+        self._require_fitted()
         spec = self.spec
         if not isinstance(spec, SeriesSpec):
             raise DataError("this model scores images, but the input is series windows")
@@ -231,6 +229,10 @@ class Detector(ABC):
         components, _ = self._components(standardise(spec, raw_windows), want_maps=False)
         return Scores(ids=[str(i) for i in range(len(raw_windows))], scores=self.normaliser.combine(components),
                       components=components, threshold=self.threshold)
+
+    def _require_fitted(self) -> None:
+        if self.normaliser is None or self.threshold is None:
+            raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
 
     def _score(self, data: Dataset, *, maps: bool, stride: int | None, threshold: float) -> Scores:
         samples = encode(self.spec, data, stride or 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from anomaly.detector import FitSettings
-from anomaly.errors import DataError
+from anomaly.errors import AnomalyError, DataError
 from anomaly.inputs import ImageSpec
 from anomaly.testing import synthetic_images
 from tests.conftest import write_images
@@ -112,6 +112,8 @@ def test_windows_scored_as_cut_match_the_series_scores() -> None:
     cls = registry().get("ganomaly")
     detector = cls(make_spec("series"), cls.Params(width=4, latent=4), FitSettings(epochs=1, batch_size=16, seed=3))
     series = synthetic_series()
+    with pytest.raises(AnomalyError, match="must be fitted"):
+        detector.score_windows(np.zeros((1, 8, 2), np.float32))
     detector.fit(series)
     whole = detector.score(series, maps=False)
     window = detector.spec.window
