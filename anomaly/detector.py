@@ -315,11 +315,7 @@ class Detector(ABC):
                     f"with {fraction:.0%} held out for calibration"
                 )
             return data.slice(0, cut), data.slice(cut, None)
-        if len(data) < 2:
-            raise DataError("need at least two images: some are held out to calibrate the threshold")
-        order = np.random.default_rng(self.settings.seed).permutation(len(data))
-        n_val = min(max(1, round(len(data) * fraction)), len(data) - 1)
-        return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))
+        return holdout_images(data, fraction, self.settings.seed)
 
     def _batches(self, x: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
         """Every sample once per epoch, in batches of at most two sizes (no tiny last batch, few retraces)."""
@@ -388,6 +384,15 @@ class Detector(ABC):
         if anomalies is not None:
             anomalous = self._score(anomalies, maps=False, stride=None, threshold=np.inf).scores
         self.threshold = self.settings.calibration.threshold(combined, anomalous)
+
+
+def holdout_images(data: ImageSet, fraction: float, seed: int | None) -> tuple[ImageSet, ImageSet]:
+    """(train, held out): whole images drawn by ``seed``, so no tile of a training image is ever held out."""
+    if len(data) < 2:
+        raise DataError("need at least two images: some are held out to calibrate the threshold")
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_val = min(max(1, round(len(data) * fraction)), len(data) - 1)
+    return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

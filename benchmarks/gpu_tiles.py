@@ -26,6 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from anomaly.detector import FitSettings, holdout_images  # noqa: E402
 from anomaly.inputs import ImageSpec, encode, pool  # noqa: E402
 from anomaly.networks import body, decoder, encoder, head  # noqa: E402
 from benchmarks import datasets  # noqa: E402
@@ -36,14 +37,9 @@ TILES = ImageSpec(image_size=32, tile=True, scale=128, stride=16, standardize=Tr
 def skip_generator(shape: tuple[int, ...], latent: int, width: int) -> keras.Model:
     """Encoder and decoder joined by skip connections at every scale (as in Skip-GANomaly): x -> (x̂, z)."""
     layers = keras.layers
-    inputs = keras.Input(shape)
-    x, skips = inputs, []
-    for level in range(int(np.log2(shape[0] // 4))):
-        x = layers.Conv2D(width * 2**level, 4, strides=2, padding="same", use_bias=level == 0)(x)
-        if level:
-            x = layers.BatchNormalization()(x)
-        x = layers.LeakyReLU(0.2)(x)
-        skips.append(x)
+    down = body(shape, width, "dense", "skip_encoder")
+    inputs, x = down.input, down.output
+    skips = [layer.output for layer in down.layers if isinstance(layer, layers.LeakyReLU)]
     z = layers.Flatten()(layers.Conv2D(latent, x.shape[1], padding="valid")(x))
     x = layers.Reshape((1, 1, latent))(z)
     x = layers.Conv2DTranspose(skips[-1].shape[-1], skips[-1].shape[1], padding="valid", use_bias=False)(x)
@@ -155,16 +151,10 @@ class Ganomaly:
         return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _holdout(train, seed: int, fraction: float = 0.2):
-    order = np.random.default_rng(seed).permutation(len(train))
-    cut = round(len(train) * fraction)
-    return train.subset(np.sort(order[cut:])), train.subset(np.sort(order[:cut]))
-
-
 def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = None, scale: int = 128,
             skip: bool = False) -> dict:
     task = datasets.magnetic_tile(seed, ImageSpec(**{**vars(TILES), "scale": scale}), limit)
-    train, held = _holdout(task.train, seed)
+    train, held = holdout_images(task.train, FitSettings().holdout, seed)
     spec = task.fresh_spec()
     spec.channels = train.channels
     x = encode(spec, train).x
