@@ -23,6 +23,7 @@ import numpy as np
 
 from anomaly.detector import Detector, FitSettings
 from anomaly.inputs import ImageSpec
+from anomaly.keras_detector import DEFAULT_WIDTH
 from anomaly.metrics import detection_metrics
 from benchmarks import datasets
 from benchmarks.baselines import BASELINES, FULL_BATCH, AutoencoderBaseline
@@ -34,6 +35,7 @@ METRICS = {"auroc": "AUROC", "auprc": "AUPRC", "best_f1": "best F1", "f1": "F1@t
 FAMILY_TITLES = {"magnetic_tile": "magnetic_tile", "digits": "digits", "smd": "SMD", "asd": "ASD", "nab": "NAB"}
 SENSOR_FAMILIES = ("smd", "asd", "nab")
 TARGET_TILE_AUROC = 0.80
+_DEFAULT_WIDTHS = f"{DEFAULT_WIDTH['image']} on images, {DEFAULT_WIDTH['series']} on series"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ CONFIGS: dict[str, Config] = {
         window=32, train_stride=4, limit=None, digits=tuple(range(10)), smd=("machine-2-2",), asd=("omi-1",),
         nab=("ec2_request_latency_system_failure", "nyc_taxi"),
         summary="sized for the 2-core CPU: magnetic_tile 32-px tiles of the image at short side 128, tiles "
-                "not overlapping; default network widths (16 on images, 32 on series); AnoGAN search 10 steps; one SMD machine, one ASD entity, two NAB series; "
+                f"not overlapping; default network widths ({_DEFAULT_WIDTHS}); AnoGAN search 10 steps; one SMD machine, one ASD entity, two NAB series; "
                 "digits with one seed only (30 fits per seed did not fit the CPU budget)",
         tried=SMALL_TRIED,
     ),
@@ -422,7 +424,7 @@ def _flag_all_f1(result: dict[str, Any]) -> list[str]:
 def _options(params: dict[str, Any]) -> str:
     shown = {k: v for k, v in params.items() if k in ("width", "latent", "network", "search_steps", "encoder_init",
                                                       "trees", "variance", "lr")}
-    return ", ".join(f"{k}={'default (16 on images, 32 on series)' if v is None else v}" for k, v in shown.items())
+    return ", ".join(f"{k}={f'default ({_DEFAULT_WIDTHS})' if v is None else v}" for k, v in shown.items())
 
 
 def _pivot(result: dict[str, Any], keep: Callable[[str], bool]) -> str:

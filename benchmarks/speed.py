@@ -27,6 +27,7 @@ from anomaly.data.images import ImageSet
 from anomaly.data.series import SeriesSet
 from anomaly.detector import Detector, FitSettings
 from anomaly.inputs import ImageSpec, SeriesSpec, encode
+from anomaly.keras_detector import DEFAULT_WIDTH
 from benchmarks import datasets
 from benchmarks.baselines import BASELINES, FULL_BATCH
 from benchmarks.report import DOCS, table, write_raw, write_section
@@ -273,7 +274,8 @@ def render(results: dict[str, Any]) -> str:
     return "\n\n".join([
         f"Command: `{results['command']}` — {results['machine']}; {results['seconds'] / 60:.1f} min in all. "
         "Shared 2-core machine: other jobs may have run at the same time, so treat rates as lower bounds.",
-        "Every detector with its default options (network width 16 on images and 32 on windows; GANomaly "
+        f"Every detector with its default options (network width {DEFAULT_WIDTH['image']} on images and "
+        f"{DEFAULT_WIDTH['series']} on windows; GANomaly "
         "latent 100; AnoGAN latent 64, 50 search steps from the encoder's start; baselines as in the quality suite) on 64×64 grayscale images "
         "(`images`) and 32-step windows of SMD machine-2-2, 38 channels (`windows`). Training: samples/s from the median of "
         f"{TIMED_TRAIN_STEPS} timed steps of batch {TRAIN_BATCH} after the traced first ones (scikit-learn "
