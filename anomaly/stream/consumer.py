@@ -147,6 +147,7 @@ class StreamScorer:
         self._seconds_per_message: float | None = None
         self._waiting_on: str | None = None
         self._last_loop = time.monotonic()
+        self._joining_since: float | None = time.monotonic()
         self.consumer: KafkaConsumer | None = None
         self.publisher: Publisher | None = None
         for model in self.models.models.values():
@@ -176,14 +177,19 @@ class StreamScorer:
 
     def health(self) -> tuple[bool, dict]:
         """For /healthz: unhealthy while waiting on a dependency or when the loop has stalled."""
-        stalled = time.monotonic() - self._last_loop > max(60.0, self.settings.max_poll_interval_ms / 1000)
+        now, limit = time.monotonic(), max(60.0, self.settings.max_poll_interval_ms / 1000)
+        stalled = now - self._last_loop > limit
+        # A group join legitimately lasts until every member rejoins, at most max_poll_interval_ms.
+        stuck_joining = self._joining_since is not None and now - self._joining_since > limit
         details = {
             "waiting_on": self._waiting_on,
             "stalled": stalled,
+            "joining_group": self._joining_since is not None,
+            "stuck_joining": stuck_joining,
             "consumed": self.summary.consumed,
             "models": {m.name: m.version for m in self.models.models.values()},
         }
-        return self._waiting_on is None and not stalled, details
+        return self._waiting_on is None and not stalled and not stuck_joining, details
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -204,6 +210,13 @@ class StreamScorer:
             group_instance_id=s.instance_id,
             **s.client,
         )
+        # Topic metadata before the first join, so that join already assigns the partitions: when
+        # metadata arrives mid-join instead, kafka-python 3.0.12 rejoins, and if a poll times out
+        # between that rejoin's assignment and its SyncGroup reply, it drops the reply and stays in
+        # the group with no partitions and no heartbeat (seen in CI; health then reports stuck_joining).
+        for topic in s.topics:
+            if not self.consumer.partitions_for_topic(topic):
+                log.warning("topic has no partitions yet", extra={"fields": {"topic": topic}})
         self.consumer.subscribe(s.topics, listener=_Rebalance(self))
         self.publisher = Publisher(s.bootstrap_servers, **s.client)
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-writer")
@@ -436,6 +449,7 @@ class StreamScorer:
     # ---- rebalance callbacks (on kafka-python's I/O loop: no database, no waiting) -----------
 
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._joining_since = time.monotonic()
         pending = {tp: OffsetAndMetadata(self._done[tp], "", -1) for tp in revoked
                    if tp in self._done and self._committed.get(tp) != self._done[tp]}
         if pending:
@@ -450,6 +464,7 @@ class StreamScorer:
                                                           "committed_on_revoke": len(pending)}})
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._joining_since = None
         log.info("partitions assigned", extra={"fields": {"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}})
 
     def _update_lag(self) -> None:
@@ -466,6 +481,7 @@ class StreamScorer:
                 self.consumer.close(autocommit=False)
             except KafkaError as exc:
                 log.warning("consumer close failed", extra={"fields": {"error": str(exc)}})
+        self._joining_since = None  # closing revokes the partitions; that is no join
         if self.publisher is not None:
             self.publisher.close()
         log.info("stopped", extra={"fields": {"consumed": self.summary.consumed, "scored": self.summary.scored,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.request
 from collections import Counter
@@ -38,7 +39,7 @@ SOURCES = frozenset({"cam-1", "pump-0", "pump-1", "pump-2", "pump-3"})
 
 
 def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_rest(
-    kafka_broker: KafkaBroker, stream_db: str, tiny_models: dict
+    kafka_broker: KafkaBroker, stream_db: str, tiny_models: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     register(stream_db, "tiles", tiny_models["image"])
     register(stream_db, "pumps", tiny_models["series"])
@@ -62,6 +63,7 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
         get_engine(stream_db),
     )
     server = serve_http(scorer.metrics, scorer.health, 0, host="127.0.0.1")
+    caplog.set_level(logging.INFO, logger="anomaly.stream.consumer")
     try:
         summary = scorer.run()
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics").read().decode()
@@ -70,6 +72,10 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
         server.shutdown()
 
     assert summary.consumed == total
+    # Topic metadata was fetched before the join, so the first assignment already holds every partition
+    # (a metadata-triggered rejoin is where kafka-python can lose an assignment).
+    assignments = [r.fields["partitions"] for r in caplog.records if r.getMessage() == "partitions assigned"]
+    assert len(assignments[0]) == 6, assignments
     for topic, sent, bad in ((pictures_topic, sent_images, BAD_IMAGES), (sensors_topic, sent_readings, BAD_READINGS)):
         events = stored(stream_db, topic)
         rejected = rejections(stream_db, topic)
