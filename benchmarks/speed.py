@@ -150,14 +150,15 @@ def _items(kind: str, data: ImageSet | SeriesSet, count: int) -> ImageSet | Seri
 def score_rate(detector: Detector, kind: str, data: ImageSet | SeriesSet, batch: int) -> dict[str, float]:
     """Items per second through ``Detector.score`` at one batch size, after an untimed warm-up call.
 
-    The warm-up scores a full batch, since Keras' predict retraces per batch shape; AnoGAN's search is
-    one graph with a free batch dimension, so one item traces it and a 256-image warm-up (minutes of
-    CPU) is spared.
+    The warm-up scores the same items as the timed call, so the timing sees a scorer in its steady
+    state: traced graphs and memory of the right sizes (a first pass over 16k windows ran 40 % slower
+    than the next). AnoGAN's search is one graph with a free batch dimension, so one item traces it
+    and a second pass of minutes of CPU is spared.
     """
     anogan = detector.name == "anogan"
     count = (ANOGAN_ITEMS if anogan else ITEMS)[(kind, batch)]
     detector.score_batch_size = batch
-    detector.score(_items(kind, data, 1 if anogan else batch), maps=False, stride=1)
+    detector.score(_items(kind, data, 1 if anogan else count), maps=False, stride=1)
     seconds = _timed(lambda: detector.score(_items(kind, data, count), maps=False, stride=1))
     return {"items": count, "seconds": seconds, "per_second": count / seconds,
             "latency_ms": 1000 * seconds / count, "batch_latency_ms": 1000 * seconds / count * batch}
@@ -280,7 +281,8 @@ def render(results: dict[str, Any]) -> str:
         "(`images`) and 32-step windows of SMD machine-2-2, 38 channels (`windows`). Training: samples/s from the median of "
         f"{TIMED_TRAIN_STEPS} timed steps of batch {TRAIN_BATCH} after the traced first ones (scikit-learn "
         "baselines and the autoencoder: one full pass), and the seconds one epoch of 10,000 samples takes at "
-        "that rate. Scoring: `Detector.score` end to end at `score_batch_size` 1 and 256; latency per sample "
+        "that rate. Scoring: `Detector.score` end to end at `score_batch_size` 1 and 256, timed on a second pass "
+        "over the same items (AnoGAN: after one item); latency per sample "
         "is seconds/items, batch latency the time one batch of 256 takes.",
         table(["input", "detector", "train samples/s", "s per 10k-sample epoch", "score/s @1", "ms/sample @1",
                "score/s @256", "ms/sample @256", "ms/batch @256"], rows),
@@ -305,9 +307,9 @@ def render(results: dict[str, Any]) -> str:
         "What the targets cost: " + "; ".join(needs) + ". Where the network already runs near the measured "
         "peak (table above), only fewer FLOPs per image — a narrower network — can meet the image target on "
         "this CPU; the search ratio on a CPU is bounded by how much per-call overhead a batch amortises, "
-        "because the search itself is compute-bound once a batch fills the cores. The window figures swing "
-        "most between runs on this VM: the same GANomaly series networks measured 14,500–29,300 windows/s end "
-        "to end in three runs over two days, and code from before and after this run's changes, timed side by "
-        "side, differed by less than the run-to-run spread (21,000–33,000 against 27,000 windows/s); "
-        "TensorFlow's execution of the networks is nearly all of that time.",
+        "because the search itself is compute-bound once a batch fills the cores. Window scoring "
+        "was once timed on the first pass over 16,384 windows after a one-batch warm-up, and measured "
+        "14,500–21,500 windows/s; that first pass runs about 40% slower than the ones after it (three passes in "
+        "a row: 20,700, 32,000 and 35,900 windows/s), so scoring is now timed on a second pass, the state a "
+        "running stream scorer is in. TensorFlow's execution of the networks is most of the remaining time.",
     ])
