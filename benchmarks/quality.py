@@ -101,7 +101,8 @@ CONFIGS: dict[str, Config] = {
         nab=("ec2_request_latency_system_failure", "nyc_taxi"),
         summary="sized for the 2-core CPU: magnetic_tile 32-px tiles of the image at short side 128, tiles "
                 f"not overlapping; default network widths ({_DEFAULT_WIDTHS}); AnoGAN search 10 steps; one SMD machine, one ASD entity, two NAB series; "
-                "digits with one seed only (30 fits per seed did not fit the CPU budget)",
+                "digits with one seed in the run of every dataset (50 fits per seed), three seeds in their own run "
+                "(section `Quality suite (small, digits)`)",
         tried=SMALL_TRIED,
     ),
     "full": Config(

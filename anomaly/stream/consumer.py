@@ -176,7 +176,7 @@ class StreamScorer:
                 signal.signal(signum, old)
 
     def health(self) -> tuple[bool, dict]:
-        """For /healthz: unhealthy while waiting on a dependency or when the loop has stalled."""
+        """For /healthz: unhealthy while waiting on a dependency, when the loop stalls, or when a group join hangs."""
         now, limit = time.monotonic(), max(60.0, self.settings.max_poll_interval_ms / 1000)
         stalled = now - self._last_loop > limit
         # A group join legitimately lasts until every member rejoins, at most max_poll_interval_ms.
