@@ -19,6 +19,9 @@ from anomaly.data.series import SeriesSet, windows
 from anomaly.errors import DataError
 
 
+POOLS = ("max", "topk", "contrast")
+
+
 @dataclass
 class ImageSpec:
     image_size: int = 64
@@ -35,8 +38,8 @@ class ImageSpec:
     def __post_init__(self) -> None:
         if self.image_size < 16 or self.image_size & (self.image_size - 1):
             raise DataError(f"image size must be a power of two of at least 16 (got {self.image_size})")
-        if self.pool not in ("max", "topk"):
-            raise DataError(f"pool must be 'max' or 'topk' (got {self.pool!r})")
+        if self.pool not in POOLS:
+            raise DataError(f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})")
         if self.stride is not None and self.stride < 1:
             raise DataError(f"stride must be positive (got {self.stride})")
 
@@ -199,7 +202,13 @@ def _tiles(spec: ImageSpec, image: np.ndarray):
 
 
 def pool(values: np.ndarray, owner: np.ndarray, count: int, how: str = "max", top_k: int = 5) -> np.ndarray:
-    """One value per item from its samples: the max, or the mean of the top-k (less noisy than max)."""
+    """One value per item from its samples: the max, the mean of the top-k (less noisy than max), or
+    ``contrast``: that mean less the median of the same item's tiles.
+
+    Contrast asks whether part of an image stands out from the rest of that image: a part whose
+    whole surface is rougher or lit differently than the training parts raises every tile, a defect
+    raises a few. It uses nothing but the item's own tiles, so scores stay independent of the batch.
+    """
     out = np.empty(count, dtype=np.float64)
     order = np.argsort(owner, kind="stable")
     bounds = np.searchsorted(owner[order], np.arange(count + 1))
@@ -207,8 +216,10 @@ def pool(values: np.ndarray, owner: np.ndarray, count: int, how: str = "max", to
         chunk = values[order[bounds[i] : bounds[i + 1]]]
         if how == "max" or len(chunk) <= 1:
             out[i] = chunk.max()
-        else:
-            out[i] = np.sort(chunk)[-top_k:].mean()
+            continue
+        out[i] = np.sort(chunk)[-top_k:].mean()
+        if how == "contrast":
+            out[i] -= np.median(chunk)
     return out
 
 

@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks import quality
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["quality", "speed", "defaults", "render"],
+    parser.add_argument("suite", choices=["quality", "speed", "defaults", "image-defaults", "render"],
                         help="defaults: the development sweep behind the series defaults; "
+                             "image-defaults: the one behind the image defaults, on painted-on defects; "
                              "render: rewrite the docs sections from the raw JSON already there, running nothing")
     parser.add_argument("--config", choices=sorted(quality.CONFIGS), default="small",
                         help="quality: problem sizes (smoke < 1 min, small = this CPU, full = a GPU or long run)")
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import defaults
 
         defaults.run(docs=args.docs, command=command, log=_log)
+    elif args.suite == "image-defaults":
+        from benchmarks import image_defaults
+
+        image_defaults.run(docs=args.docs, command=command, log=_log)
     else:
         from benchmarks import speed
 

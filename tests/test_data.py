@@ -98,6 +98,18 @@ def test_pooling_max_and_top_k() -> None:
     np.testing.assert_allclose(pool(values, owner, 2, "topk", 2), [4.0, 6.0])
 
 
+def test_contrast_pooling_measures_tiles_against_their_own_image() -> None:
+    """A uniformly rough part (every tile high) scores below a smooth part with one bad tile."""
+    rough = [5.0, 5.2, 4.9, 5.1, 5.0]
+    smooth_with_defect = [1.0, 1.1, 0.9, 1.0, 4.0]
+    values = np.array(rough + smooth_with_defect)
+    owner = np.repeat([0, 1], 5)
+    topk = pool(values, owner, 2, "topk", 1)
+    contrast = pool(values, owner, 2, "contrast", 1)
+    assert topk[0] > topk[1]
+    np.testing.assert_allclose(contrast, [5.2 - 5.0, 4.0 - 1.0])
+
+
 def test_series_statistics_are_fitted_on_training_data() -> None:
     from anomaly.data.series import from_array
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from anomaly.errors import AnomalyError
+from anomaly.inputs import POOLS
 
 out = Console()
 err = Console(stderr=True)
@@ -98,8 +99,9 @@ def _split_test(data, fraction: float, seed: int | None):
 @click.option("--stride", type=click.IntRange(1), default=None, help="Tile stride (images) or window stride (series).")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
               help="Per-image intensity standardisation (lighting changes are not defects).")
-@click.option("--pool", type=click.Choice(["max", "topk"]), default="topk", show_default=True,
-              help="Tile scores to image score: the max, or the mean of the --top-k highest.")
+@click.option("--pool", type=click.Choice(POOLS), default="topk", show_default=True,
+              help="Tile scores to image score: the max, the mean of the --top-k highest, or contrast "
+                   "(that mean less the image's median tile).")
 @click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--window", type=int, default=32, show_default=True, help="Series window length in steps.")
 @click.option("--normal-class", default="good", show_default=True, help="Normal sub-folder of a labelled image folder.")

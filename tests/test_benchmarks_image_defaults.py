@@ -1,0 +1,43 @@
+"""The image-defaults sweep: painted defects are real changes, and the smoke-sized sweep fills every cell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import image_defaults, quality  # noqa: E402
+
+
+@pytest.mark.parametrize("paint", [image_defaults.scratch, image_defaults.spot])
+def test_painted_defects_only_darken_a_small_part_of_the_image(paint) -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 200, size=(240, 320, 1), dtype=np.uint8)
+    out = paint(image, np.random.default_rng(1))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.all(out <= image)
+    changed = np.mean(out < image - 10)
+    assert 0.0005 < changed < 0.05
+
+
+def test_smoke_sweep_fills_every_cell(tmp_path, shared_data) -> None:
+    docs = tmp_path / "benchmarks.md"
+    rows = image_defaults.run(docs, "python -m benchmarks image-defaults", lambda _: None,
+                              config=quality.CONFIGS["smoke"], seeds=(0,))
+    assert [r["detector"] for r in rows] == ["ganomaly occlusion=0.0", "ganomaly occlusion=0.5", "autoencoder"]
+    for row in rows:
+        parts = ("latent", "reconstruction", "discriminator") if row["detector"].startswith("ganomaly") else ("reconstruction",)
+        cells = {f"{p}/{d}{c}" for p in ("max", "topk", "contrast") for d in ("scratch", "spot") for c in ("", *(f"/{x}" for x in parts))}
+        assert set(row["auroc"]) == cells
+        assert all(0.0 <= v <= 1.0 for v in row["auroc"].values())
+    text = docs.read_text()
+    assert "## Image defaults" in text and "| ganomaly occlusion=0.5 | contrast |" in text
+    raw = json.loads((tmp_path / "benchmarks" / "image_defaults.json").read_text())
+    assert len(raw["rows"]) == 3
