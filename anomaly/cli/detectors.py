@@ -99,7 +99,7 @@ def _split_test(data, fraction: float, seed: int | None):
 @click.option("--stride", type=click.IntRange(1), default=None, help="Tile stride (images) or window stride (series).")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
               help="Per-image intensity standardisation (lighting changes are not defects).")
-@click.option("--pool", type=click.Choice(POOLS), default="topk", show_default=True,
+@click.option("--pool", type=click.Choice(POOLS), default="max", show_default=True,
               help="Tile scores to image score: the max, the mean of the --top-k highest, or contrast "
                    "(that mean less the image's median tile).")
 @click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)

@@ -9,38 +9,6 @@ import tensorflow as tf
 from anomaly.networks import body, decoder, encoder, head
 
 _bce = keras.losses.BinaryCrossentropy(from_logits=True)
-# Each training image gets up to this many occluding blobs, each painted with the model's ``occlusion`` probability.
-BLOBS = 2
-# A blob's largest radius, as a share of the image side.
-BLOB_RADIUS = 0.2
-
-
-def occlude(x, probability: float):
-    """Paint random ellipses of one flat grey level (between the image's own darkest and brightest) over images.
-
-    The generator is then asked to rebuild the clean image from the occluded one: it learns to fill
-    in what does not belong with normal texture instead of copying it, so at scoring time a defect
-    is repainted as normal surface and stands out in the residual (inpainting, as in denoising
-    autoencoders). Trained plainly on normal tiles, a generator reconstructs defects about as well
-    as texture, leaving little residual to find them by.
-    """
-    n = tf.shape(x)[0]
-    h, w = tf.cast(tf.shape(x)[1], tf.float32), tf.cast(tf.shape(x)[2], tf.float32)
-    rows = tf.reshape(tf.range(h), [1, -1, 1, 1])
-    cols = tf.reshape(tf.range(w), [1, 1, -1, 1])
-    low = tf.reduce_min(x, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(x, axis=[1, 2, 3], keepdims=True)
-
-    def draw(shape_scale):
-        return tf.random.uniform([n, 1, 1, 1]) * shape_scale
-
-    for _ in range(BLOBS):
-        centre_y, centre_x = draw(h), draw(w)
-        radius_y, radius_x = 1.0 + draw(h * BLOB_RADIUS), 1.0 + draw(w * BLOB_RADIUS)
-        inside = tf.square((rows - centre_y) / radius_y) + tf.square((cols - centre_x) / radius_x) <= 1.0
-        painted = tf.logical_and(inside, tf.random.uniform([n, 1, 1, 1]) < probability)
-        x = tf.where(painted, low + draw(1.0) * (high - low), x)
-    return x
 
 
 class GANomalyModel:
@@ -73,13 +41,8 @@ class GANomalyModel:
     def _train_step(self, x):
         p = self.params
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            if p.occlusion:
-                # Rebuild the clean image from an occluded one; the latent target stays the clean image's code.
-                fake = self.decoder(self.encoder(occlude(x, p.occlusion), training=True), training=True)
-                z = self.encoder(x, training=True)
-            else:
-                z = self.encoder(x, training=True)
-                fake = self.decoder(z, training=True)
+            z = self.encoder(x, training=True)
+            fake = self.decoder(z, training=True)
             z_hat = self.encoder2(fake, training=True)
             adv = tf.reduce_mean(tf.square(self.features(x, training=True) - self.features(fake, training=True)))
             con = tf.reduce_mean(tf.abs(x - fake))
