@@ -25,7 +25,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TILE = DATA / "magnetic_tile"
 SMD = DATA / "smd" / "machine-2-2.npz"
 TILE_INPUT = ["--normal-class", "MT_Free", "--tile", "--scale", "128", "--image-size", "32", "--standardize",
-              "--pool", "topk"]
+              "--pool", "max"]
 
 RUNS = {
     "ganomaly-magnetic_tile": (["ganomaly", TILE, *TILE_INPUT, "--stride", "16", "--epochs", "4"], ["--normal-class", "MT_Free"]),
