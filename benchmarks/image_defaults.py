@@ -122,7 +122,7 @@ def painted(clean: ImageSet, defect: str, seed: int) -> ImageSet:
 
 
 def _sweep(config: quality.Config, seeds: tuple[int, ...], log: Callable[[str], None]) -> list[dict]:
-    plan = quality.detector_plan(config, ("ganomaly", "autoencoder"))
+    plan = quality.detector_plan(config, DETECTORS)
     rows = []
     for seed in seeds:
         task = datasets.magnetic_tile(seed, dataclasses.replace(config.tile), config.limit)
@@ -160,8 +160,7 @@ def _tile_scores(detector, data: ImageSet) -> tuple[dict[str, np.ndarray], np.nd
 
 
 def _mean(rows: list[dict], detector: str, key: str) -> str:
-    values = [r["auroc"][key] for r in rows if r["detector"] == detector]
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+    return quality._fmt(quality._spread([r["auroc"][key] for r in rows if r["detector"] == detector]))
 
 
 def run(docs: Path, command: str, log: Callable[[str], None], config: quality.Config = CONFIG,
