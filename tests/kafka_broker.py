@@ -87,12 +87,13 @@ class KafkaBroker:
         """A new admin client on the broker; close it (it is a context manager)."""
         return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="tests-kafka-broker", **config)
 
-    def create_topic(self, partitions: int = 3, prefix: str = "test") -> str:
-        """Create a uniquely named topic and wait until every partition has a leader."""
-        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    def create_topic(self, partitions: int = 3, prefix: str = "test", name: str | None = None,
+                     configs: dict[str, str] | None = None) -> str:
+        """Create a topic (uniquely named unless ``name`` is given) and wait until every partition has a leader."""
+        name = name or f"{prefix}-{uuid.uuid4().hex[:12]}"
         with self.admin() as admin:
             admin.create_topics(
-                {name: {"num_partitions": partitions, "replication_factor": 1}},
+                {name: {"num_partitions": partitions, "replication_factor": 1, "configs": configs or {}}},
                 wait_for_metadata=True,
             )
         self.created_topics.append(name)

@@ -171,6 +171,16 @@ def insert_rejections(target: Session | Engine | Connection, rows: Iterable[Mapp
     return _insert_new(target, RejectedMessage.__table__, batch)
 
 
+def append_rejection_reason(connection: Connection, topic: str, partition: int, offset: int, note: str) -> None:
+    """Add ``note`` to a stored rejection's reason: what happened to the message after it was rejected."""
+    table = RejectedMessage.__table__
+    connection.execute(
+        update(table)
+        .where(table.c.topic == topic, table.c.partition == partition, table.c.offset == offset)
+        .values(reason=table.c.reason + "; " + note)
+    )
+
+
 def recent_events(
     anomalies_only: bool = False,
     since: datetime | None = None,

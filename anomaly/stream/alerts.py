@@ -31,4 +31,5 @@ def alert(message: Message, source: str | None, event_time: datetime | None, sco
         "model": model.name,
         "model_version": model.version,
     }
-    return Outgoing(topic, json.dumps(body).encode(), source.encode() if source else message.key)
+    return Outgoing(topic, json.dumps(body).encode(), source.encode("utf-8", "backslashreplace") if source else message.key,
+                    origin=(message.topic, message.partition, message.offset))

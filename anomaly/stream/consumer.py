@@ -12,6 +12,10 @@ Exactly one stored row per message comes from at-least-once delivery plus the id
   sends heartbeats, so the callback never touches the database or waits;
 - while the database or the broker is unavailable the loop waits and retries the same batch, keeping
   its group membership by polling with every partition paused; nothing unstored is committed;
+- a message is never able to stop the stream: any error decoding or scoring it dead-letters it with
+  the error as the reason, and a batch the database refuses for its content (not an outage) is
+  split in halves until the rows at fault are found, which become rejections (or, if even that
+  fails, a bare rejection by offset with the message's head);
 - SIGTERM/SIGINT (``stop()``) let the current batch finish, commit, and close.
 
 One batch's scoring time is kept well below ``max_poll_interval_ms`` (past it the group evicts the
@@ -25,7 +29,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -36,16 +40,19 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 
-from anomaly.store.queries import insert_events, insert_rejections
+from anomaly.store.queries import append_rejection_reason, insert_events, insert_rejections
 from anomaly.stream.alerts import DEFAULT_ALERTS_TOPIC, alert
-from anomaly.stream.deadletter import dead_letter, rejection_row
+from anomaly.stream.deadletter import dead_letter, dlq_topic, rejection_row, safe_text
 from anomaly.stream.decode import MAX_MESSAGE_BYTES, Decoded, Message, Picture, Reading, Rejected, decoders
 from anomaly.stream.metrics import StreamMetrics
 from anomaly.stream.models import ModelWatcher, Scored
 from anomaly.stream.publish import Outgoing, Publisher
+
+Position = tuple[str, int, int]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,11 @@ FIRST_BATCH = 64
 
 @dataclass
 class ServeSettings:
-    """Everything ``anomaly serve`` is told; ``models`` maps each topic to a registered model name."""
+    """Everything ``anomaly serve`` is told; ``models`` maps each topic to a registered model name.
+
+    ``health_timeout_s`` is how long the broker may go without a heartbeat, fetches may bring nothing
+    while messages are known to wait, or produces may keep failing, before ``/healthz`` says 503.
+    """
 
     topics: list[str]
     models: dict[str, str]
@@ -76,6 +87,7 @@ class ServeSettings:
     store_payload: bool = True
     max_bytes: int = MAX_MESSAGE_BYTES
     retry_max_s: float = 5.0
+    health_timeout_s: float = 30.0
 
 
 @dataclass
@@ -105,6 +117,7 @@ class _Batch:
     outgoing: list[Outgoing] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     anomalies: dict[str, int] = field(default_factory=dict)
+    messages: dict[Position, Message] = field(default_factory=dict)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -146,7 +159,12 @@ class StreamScorer:
         self._lag_labels: set[TopicPartition] = set()
         self._seconds_per_message: float | None = None
         self._waiting_on: str | None = None
+        self._waiting_error: str | None = None
         self._last_loop = time.monotonic()
+        self._last_progress = time.monotonic()
+        self._waiting_messages = 0
+        self._heartbeat_age: float | None = None
+        self._watched_at = 0.0
         self._joining_since: float | None = time.monotonic()
         self.consumer: KafkaConsumer | None = None
         self.publisher: Publisher | None = None
@@ -176,20 +194,44 @@ class StreamScorer:
                 signal.signal(signum, old)
 
     def health(self) -> tuple[bool, dict]:
-        """For /healthz: unhealthy while waiting on a dependency, when the loop stalls, or when a group join hangs."""
+        """For /healthz: healthy unless a dependency or the loop is failing; each failure is a reason.
+
+        Called from the HTTP thread, so it only reads what the loop and the writer record.
+        """
         now, limit = time.monotonic(), max(60.0, self.settings.max_poll_interval_ms / 1000)
+        patience = self.settings.health_timeout_s
         stalled = now - self._last_loop > limit
         # A group join legitimately lasts until every member rejoins, at most max_poll_interval_ms.
         stuck_joining = self._joining_since is not None and now - self._joining_since > limit
+        reasons = []
+        if self._waiting_on is not None:
+            reasons.append(f"the {self._waiting_on} is unavailable: {self._waiting_error}")
+        if stalled:
+            reasons.append(f"the scoring loop has not turned for {now - self._last_loop:.0f} s")
+        if stuck_joining:
+            reasons.append(f"the consumer group join has lasted {now - self._joining_since:.0f} s")
+        if self._heartbeat_age is not None and self._heartbeat_age > patience:
+            reasons.append(f"no heartbeat reached the group coordinator for {self._heartbeat_age:.0f} s")
+        if self._waiting_messages and now - self._last_progress > patience:
+            reasons.append(f"no messages fetched for {now - self._last_progress:.0f} s "
+                           f"while {self._waiting_messages} wait")
+        if self.publisher is not None and self.publisher.failing_for() > patience:
+            reasons.append(f"producing dead letters and alerts has failed for {self.publisher.failing_for():.0f} s: "
+                           f"{self.publisher.last_error}")
+        registry_error = self.models.registry_error
+        if registry_error is not None:
+            reasons.append(f"the model registry is unreachable: {registry_error}")
         details = {
+            "reasons": reasons,
             "waiting_on": self._waiting_on,
             "stalled": stalled,
             "joining_group": self._joining_since is not None,
             "stuck_joining": stuck_joining,
+            "waiting_messages": self._waiting_messages,
             "consumed": self.summary.consumed,
             "models": {m.name: m.version for m in self.models.models.values()},
         }
-        return self._waiting_on is None and not stalled and not stuck_joining, details
+        return not reasons, details
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -234,6 +276,7 @@ class StreamScorer:
                     self.metrics.swaps.labels(model.name).inc()
                     self.metrics.model_version.labels(model.name).set(model.version)
                 polled = self.consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=self._batch_limit())
+                self._watch_broker(bool(polled))
                 if not polled:
                     if in_flight is not None:
                         done, in_flight = self._finish(in_flight), None
@@ -265,8 +308,28 @@ class StreamScorer:
         return self.summary
 
     def _persist(self, batch: _Batch) -> bool:
-        """On the writer thread: store, then produce dead letters and alerts; False if stopped first."""
-        return self._store(batch) and self.publisher.send_all(batch.outgoing, keep_going=lambda: not self._stop)
+        """On the writer thread: store, then produce dead letters and alerts; False if stopped first.
+
+        A record the broker refuses outright (past bounded retries) is not allowed to hold up the
+        partition: a dead letter's refusal is noted on its stored rejection, an alert's is logged
+        and counted (its event is stored).
+        """
+        refused: list[tuple[Outgoing, str]] = []
+        if not self._store(batch):
+            return False
+        if not self.publisher.send_all(batch.outgoing, keep_going=lambda: not self._stop,
+                                       give_up=lambda record, error: refused.append((record, error))):
+            return False
+        for record, _ in refused:
+            self.metrics.produce_refused.labels(record.topic).inc()
+        notes = [(record.origin, f"dead letter to {record.topic} refused: {error}")
+                 for record, error in refused if record.origin and record.topic == dlq_topic(record.origin[0])]
+        return not notes or self._with_database(lambda: self._note_refusals(notes))
+
+    def _note_refusals(self, notes: list[tuple[Position, str]]) -> None:
+        with self.engine.begin() as connection:
+            for origin, note in notes:
+                append_rejection_reason(connection, *origin, safe_text(note))
 
     def _finish(self, flight: _InFlight) -> bool:
         """Wait for the batch's write, staying in the group meanwhile; then commit its offsets."""
@@ -297,10 +360,14 @@ class StreamScorer:
             tp = TopicPartition(message.topic, message.partition)
             batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), message.offset + 1)
             name = self.settings.models[message.topic]
+            batch.messages[(message.topic, message.partition, message.offset)] = message
             try:
                 item = self._decoders[message.topic](message, contexts[name])
             except Rejected as rejection:
                 self._reject(batch, message, rejection)
+                continue
+            except Exception as exc:  # noqa: BLE001 — a decoder's bug on one message must not stop the stream
+                self._reject(batch, message, Rejected(f"decoding failed: {type(exc).__name__}: {exc}", "error"))
                 continue
             by_model.setdefault(name, []).append((message, item))
         for name, pairs in by_model.items():
@@ -378,13 +445,28 @@ class StreamScorer:
     # ---- dependencies: database, broker ------------------------------------------------------
 
     def _store(self, batch: _Batch) -> bool:
-        """Events and rejections in one transaction, retried until stored; False if stopped first."""
+        """Events and rejections in one transaction, retried until stored; False if stopped first.
+
+        When the database refuses the batch for what it holds (and is up), the rows at fault are
+        found by halving and the rest stored around them.
+        """
+
+        def write() -> None:
+            try:
+                self._write(batch.events, batch.rejections)
+            except Exception as exc:  # noqa: BLE001 — told apart from an outage by _database_down
+                if self._database_down(exc):
+                    raise
+                self._store_around(batch)
+
+        return self._with_database(write)
+
+    def _with_database(self, work: Callable[[], None]) -> bool:
+        """Run ``work`` until the database lets it finish, waiting out outages; False if stopped first."""
         delay = 0.2
         while True:
             try:
-                with self.engine.begin() as connection:
-                    insert_events(connection, batch.events)
-                    insert_rejections(connection, batch.rejections)
+                work()
                 self._recovered("database")
                 return True
             except (OperationalError, InterfaceError) as exc:
@@ -395,6 +477,70 @@ class StreamScorer:
                         return False
                     time.sleep(0.05)
                 delay = min(delay * 2, self.settings.retry_max_s)
+
+    def _write(self, events: list[dict[str, Any]], rejections: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as connection:
+            insert_events(connection, events)
+            insert_rejections(connection, rejections)
+
+    def _database_down(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the database being unreachable (wait and retry) rather than a row it refuses.
+
+        Connection errors are also raised for some content (PostgreSQL's "program limit exceeded"
+        is an OperationalError), so a connection error counts as an outage only if a trivial query
+        fails too.
+        """
+        if not isinstance(exc, (OperationalError, InterfaceError)):
+            return False
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except (OperationalError, InterfaceError):
+            return True
+        return False
+
+    def _refused_rows(self, rows: list[dict[str, Any]], store: Callable[[list[dict[str, Any]]], None]
+                      ) -> list[tuple[dict[str, Any], Exception]]:
+        """Store ``rows`` in halves until each row the database refuses stands alone; those, with the error."""
+        try:
+            store(rows)
+            return []
+        except Exception as exc:  # noqa: BLE001 — any refusal of content is isolated, outages re-raised
+            if self._database_down(exc):
+                raise
+            if len(rows) == 1:
+                return [(rows[0], exc)]
+            middle = len(rows) // 2
+            return self._refused_rows(rows[:middle], store) + self._refused_rows(rows[middle:], store)
+
+    def _store_around(self, batch: _Batch) -> None:
+        """Store what the database accepts; an event it refuses becomes a rejection (dead letter
+        instead of alert), and a rejection it refuses is stored bare: offset, error class and head."""
+        refused_events = self._refused_rows(batch.events, lambda rows: self._write(rows, []))
+        for row, exc in refused_events:
+            position = (row["topic"], row["partition"], row["offset"])
+            batch.events.remove(row)
+            batch.outgoing = [record for record in batch.outgoing if record.origin != position]
+            if row["is_anomaly"]:
+                batch.anomalies[row["topic"]] -= 1
+            self._reject(batch, batch.messages[position],
+                         Rejected(f"the store refused the scored event: {_cause(exc)}", "store"))
+            log.error("event refused by the store; dead-lettered", extra={"fields": {
+                "topic": position[0], "partition": position[1], "offset": position[2], "error": type(exc).__name__}})
+        refused_rejections = self._refused_rows(batch.rejections, lambda rows: self._write([], rows))
+        for row, exc in refused_rejections:
+            bare = {"topic": row["topic"], "partition": row["partition"], "offset": row["offset"],
+                    "reason": f"rejected; the store refused the full reason ({type(exc).__name__})",
+                    "raw_head": row.get("raw_head")}
+            batch.rejections[batch.rejections.index(row)] = bare
+            try:
+                self._write([], [bare])
+            except Exception as bare_exc:  # noqa: BLE001 — the dead letter still carries the message
+                if self._database_down(bare_exc):
+                    raise
+                log.error("rejection refused by the store even bare; only its dead letter keeps it",
+                          extra={"fields": {"topic": row["topic"], "partition": row["partition"],
+                                            "offset": row["offset"], "error": type(bare_exc).__name__}})
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """Commit stored offsets of partitions still owned; retried through broker outages."""
@@ -423,15 +569,39 @@ class StreamScorer:
 
     def _unavailable(self, dependency: str, exc: Exception) -> None:
         self.metrics.retries.labels(dependency).inc()
+        error = (str(exc).splitlines() or [type(exc).__name__])[0]
         if self._waiting_on != dependency:
             log.warning(f"{dependency} unavailable; waiting and retrying",
-                        extra={"fields": {"dependency": dependency, "error": str(exc).splitlines()[0]}})
+                        extra={"fields": {"dependency": dependency, "error": error}})
         self._waiting_on = dependency
+        self._waiting_error = error
 
     def _recovered(self, dependency: str) -> None:
         if self._waiting_on == dependency:
             log.info(f"{dependency} back", extra={"fields": {"dependency": dependency}})
             self._waiting_on = None
+            self._waiting_error = None
+
+    def _watch_broker(self, fetched: bool) -> None:
+        """After each poll: note progress, messages known to wait (the broker's last reported end of
+        each partition past what was scored) and the coordinator heartbeat's age, for ``health``.
+
+        Progress means records came back, or nothing is known to wait (an idle stream is healthy).
+        """
+        now = time.monotonic()
+        if fetched or now - self._watched_at >= 1.0:
+            self._watched_at = now
+            waiting = 0
+            for tp in self.consumer.assignment():
+                end, done = self.consumer.highwater(tp), self._done.get(tp)
+                if end is not None and done is not None:
+                    waiting += max(0, end - done)
+            self._waiting_messages = waiting
+            coordinator = self.consumer.metrics().get("consumer-coordinator-metrics", {})
+            age = coordinator.get("last-heartbeat-seconds-ago")
+            self._heartbeat_age = age if age is not None and age >= 0 and self._joining_since is None else None
+        if fetched or not self._waiting_messages:
+            self._last_progress = now
 
     def _keep_membership(self) -> None:
         """While a write waits on a dependency: poll with every partition paused, unreading anything returned."""
@@ -486,3 +656,11 @@ class StreamScorer:
             self.publisher.close()
         log.info("stopped", extra={"fields": {"consumed": self.summary.consumed, "scored": self.summary.scored,
                                               "rejected": self.summary.rejected, "anomalies": self.summary.anomalies}})
+
+
+def _cause(exc: Exception) -> str:
+    """The error as a reason: SQLAlchemy's wrapper (which quotes the statement and its parameters,
+    payloads included) is replaced by the error it wraps."""
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        exc = exc.orig
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")

@@ -73,8 +73,8 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_one_row_per_message(
         sent = send(client, topic, readings(900))
     finally:
         client.close()
-    # Kill points: as soon as rows appear, and twice further on; each restart resumes from the last commit.
-    for kill_at in (1, 300, 600):
+    # Five kill points: as soon as rows appear, then every 150 rows; each restart resumes from the last commit.
+    for kill_at in (1, 150, 300, 450, 600):
         process = serve(kafka_broker, pg_db, topic, group)
         try:
             wait_until(lambda: len(stored(pg_db, topic)) >= kill_at or process.poll() is not None, 90,
