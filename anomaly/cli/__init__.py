@@ -12,6 +12,14 @@ from anomaly import __version__
 from anomaly.errors import AnomalyError
 
 
+def _masked(message: str) -> str:
+    """``message`` without any configured database or Kafka secret: the last guard before a terminal or a log."""
+    from anomaly.store.config import configured_secrets, scrub
+    from anomaly.stream.config import kafka_secrets
+
+    return scrub(message, configured_secrets() | kafka_secrets())
+
+
 class _Group(click.Group):
     """Turns every ``AnomalyError`` into a one-line message and exit status 2, never a traceback."""
 
@@ -19,7 +27,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except AnomalyError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_masked(str(exc))}", err=True)
             ctx.exit(2)
 
 

@@ -171,6 +171,9 @@ def events(
 @click.argument("label", type=click.Choice(LABELS))
 def label(event_id: int, label: str) -> None:
     """Label event ID as normal or anomaly (kept for review and retraining)."""
+    if not -(2**63) <= event_id < 2**63:
+        # Ids are 64-bit in both databases; a larger number cannot be an event, nor even be sent to the driver.
+        raise AnomalyError(f"no event with id {event_id}")
     record = queries.label_event(event_id, label)
     click.echo(f"event {record.id} labelled {record.label}")
 

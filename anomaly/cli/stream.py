@@ -11,6 +11,10 @@ from rich.table import Table
 
 from anomaly.errors import AnomalyError
 
+# kafka-python waits 30 s for a broker by default, retrying even a refused SASL handshake; an operator
+# feeding a topic by hand should hear within seconds (raise it with bootstrap_timeout_ms in [kafka]).
+PRODUCE_BOOTSTRAP_TIMEOUT_MS = 10_000
+
 
 def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str = "--model",
                   required: bool = True) -> dict[str, str]:
@@ -86,7 +90,11 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
         scorer = StreamScorer(settings, get_engine())
     except ValueError as exc:
         raise AnomalyError(str(exc)) from None
-    server = serve_http(scorer.metrics, scorer.health, metrics_port)
+    try:
+        server = serve_http(scorer.metrics, scorer.health, metrics_port)
+    except OSError as exc:
+        raise AnomalyError(f"cannot serve /metrics and /healthz on port {metrics_port}: {exc.strerror or exc}; "
+                           "is another scorer running? choose another --metrics-port (0 picks a free one)") from None
     logging.getLogger(__name__).info("metrics on /metrics and /healthz", extra={"fields": {"port": server.server_port}})
     try:
         with scorer.signals_stop():
@@ -118,7 +126,7 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
     from anomaly.data.bundled import digits
     from anomaly.data.images import load_images
     from anomaly.data.series import load_series
-    from anomaly.stream.config import kafka_settings
+    from anomaly.stream.config import kafka_settings, user_errors
     from anomaly.stream.produce import image_messages, reading_messages, send
 
     if use_digits == (data is not None):
@@ -130,11 +138,13 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
     else:
         messages = reading_messages(load_series(data, split), source)
     bootstrap, client = kafka_settings(bootstrap_servers)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5, **client)
-    try:
-        sent = send(producer, topic, islice(messages, limit), rate)
-    finally:
-        producer.close()
+    with user_errors(bootstrap, client):
+        producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
+                                 **{"bootstrap_timeout_ms": PRODUCE_BOOTSTRAP_TIMEOUT_MS, **client})
+        try:
+            sent = send(producer, topic, islice(messages, limit), rate)
+        finally:
+            producer.close()
     click.echo(f"sent {len(sent)} messages to {topic}")
 
 

@@ -3,6 +3,10 @@
 Order: ``ANOMALY_DATABASE_URL``; else ``[database] url`` in the config file (``ANOMALY_CONFIG`` or
 ``anomaly.toml`` in the working directory); else a SQLite file ``anomaly.db`` in the working
 directory. URLs are only ever shown through ``hide_password`` so secrets stay out of logs and errors.
+
+``postgres://`` (as Heroku and many hosts write it) and a bare ``postgresql://`` are read as
+``postgresql+psycopg://``: psycopg 3 is the PostgreSQL driver installed with anomaly, while SQLAlchemy
+knows no ``postgres`` dialect and, before 2.1, picks psycopg2 for a bare ``postgresql``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,17 +26,89 @@ URL_ENV = "ANOMALY_DATABASE_URL"
 CONFIG_ENV = "ANOMALY_CONFIG"
 CONFIG_FILE = "anomaly.toml"
 DEFAULT_URL = "sqlite:///anomaly.db"
+POSTGRES_DRIVER = "postgresql+psycopg"
 
-# user:password@ in anything that looks like a URL, for text SQLAlchemy cannot parse.
-_USERINFO = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+# For text SQLAlchemy cannot parse or would misread: the password runs from the user name's ':' to
+# the last '@' (SQLAlchemy stops at the first, so an unescaped '@' would push the rest into the host).
+_USERINFO = re.compile(r"(://[^:/@\s]*:)(\S*)@")
+_SECRET_PARAM = re.compile(r"pass|secret|token", re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"([?&][^=&\s]*(?:pass|secret|token)[^=&\s]*=)([^&\s]*)", re.IGNORECASE)
+
+
+def _parsed(url: str | URL) -> URL | None:
+    """SQLAlchemy's reading of ``url``, or None where it cannot read it or would put part of the password in the host."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.password is not None and "@" in f"{parsed.host or ''}{parsed.database or ''}":
+        return None
+    return parsed
+
+
+def _mask_text(url: str) -> str:
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(r"\1***@", url))
 
 
 def hide_password(url: str | URL) -> str:
-    """Render ``url`` with its password replaced by ``***``, safe for logs and error messages."""
+    """Render ``url`` with its password and secret query values (``?password=``) replaced by ``***``."""
+    parsed = _parsed(url)
+    if parsed is None:
+        return _mask_text(str(url))
+    return _QUERY_SECRET.sub(r"\1***", parsed.render_as_string(hide_password=True))
+
+
+def url_secrets(url: str) -> set[str]:
+    """Every form of ``url``'s secrets (as written and decoded) that a driver's message could repeat."""
+    found = {value for _, value in _QUERY_SECRET.findall(url)}
+    written = _USERINFO.search(url)
+    if written:
+        found |= {written[2], unquote(written[2])}
+    parsed = _parsed(url)
+    if parsed is not None:
+        found.add(parsed.password or "")
+        # A password equal to the user name shows with the name, which every message needs; masking it would only garble.
+        found.discard(parsed.username)
+        for key, value in parsed.query.items():
+            if _SECRET_PARAM.search(key):
+                found |= {value} if isinstance(value, str) else set(value)
+    return {form for secret in found if secret for form in (secret, quote(secret, safe=""))}
+
+
+def scrub(text: str, secrets: set[str]) -> str:
+    """``text`` with each secret of 4 or more characters replaced by ``***``, longest first.
+
+    Shorter strings turn up in any sentence, so replacing them would garble the message while
+    hiding nothing that could not be guessed.
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def checked_url(url: str) -> str:
+    """``url`` as the store will use it, or an AnomalyError saying what to fix, with the password hidden.
+
+    Checked before any connection: a misread URL fails later with the driver naming the wrong
+    host, which for an unescaped '@' in the password is the password's tail.
+    """
+    shown = hide_password(url)
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return _USERINFO.sub(r"\1***@", str(url))
+        raise AnomalyError(f"not a database URL: {shown}") from None
+    except ValueError:  # SQLAlchemy's int() of the port, which an '@' in the password can shift
+        parsed = None
+    # SQLAlchemy ends the password at its first '@': a URL that reads well only with the password
+    # running to the last one has an '@' in its password.
+    if _parsed(url) is None and (parsed is not None or _parsed(_mask_text(url)) is not None):
+        raise AnomalyError(f"database URL {shown}: write each '@' in the password as %40")
+    if parsed is None or (parsed.port is not None and not 0 < parsed.port < 65536):
+        raise AnomalyError(f"database URL {shown}: the port must be a number from 1 to 65535")
+    if parsed.drivername in ("postgres", "postgresql"):
+        return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
+    return url
 
 
 def _config_file() -> Path | None:
@@ -56,15 +133,22 @@ def _url_from_file(path: Path) -> str | None:
     return url
 
 
-def database_url() -> str:
-    """The database URL to use now (read on every call so tests and the CLI can change it)."""
+def _configured_url() -> str:
     url = os.environ.get(URL_ENV)
     if not url:
         path = _config_file()
         url = _url_from_file(path) if path else None
-    url = url or DEFAULT_URL
+    return url or DEFAULT_URL
+
+
+def database_url() -> str:
+    """The database URL to use now (read on every call so tests and the CLI can change it)."""
+    return checked_url(_configured_url())
+
+
+def configured_secrets() -> set[str]:
+    """The configured database URL's secrets, for a last scrub of any message; none if the config cannot be read."""
     try:
-        make_url(url)
-    except ArgumentError:
-        raise AnomalyError(f"not a database URL: {hide_password(url)}") from None
-    return url
+        return url_secrets(_configured_url())
+    except AnomalyError:
+        return set()

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 
 from anomaly.errors import AnomalyError
-from anomaly.store.config import database_url, hide_password
+from anomaly.store.config import checked_url, database_url, hide_password, scrub, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,21 @@ def _postgres_json(dbapi_connection: Any, _record: Any) -> None:
 
 def create_engine_for(url: str) -> Engine:
     """A new engine for ``url``, with the SQLite pragmas or PostgreSQL JSON encoder the store relies on."""
-    engine = create_engine(url, pool_pre_ping=True)
+    url = checked_url(url)
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise AnomalyError(f"database URL {hide_password(url)}: SQLAlchemy has no dialect or driver "
+                           f"{make_url(url).drivername!r} (PostgreSQL is postgresql://, SQLite sqlite:///)") from None
+    except ImportError as exc:
+        raise AnomalyError(f"database URL {hide_password(url)} needs the Python package {exc.name!r}, "
+                           "which is not installed") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     elif engine.dialect.driver == "psycopg":
         event.listen(engine, "connect", _postgres_json)
     log.info("database %s", hide_password(url))
     return engine
-
-
-def _scrub(message: str, url: str) -> str:
-    password = make_url(url).password
-    return message.replace(str(password), "***") if password else message
 
 
 @contextmanager
@@ -68,7 +71,7 @@ def user_errors(url: str) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        raise AnomalyError(f"database {hide_password(url)}: {_scrub(reason, url)}") from None
+        raise AnomalyError(f"database {hide_password(url)}: {scrub(reason, url_secrets(url))}") from None
 
 
 def ensure_current(engine: Engine) -> None:

@@ -7,20 +7,28 @@ listed in ``CLIENT_KEYS`` are passed through, so a typo is an error rather than 
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from kafka.cluster import collect_hosts
+from kafka.errors import KafkaError
+
 from anomaly.errors import AnomalyError
-from anomaly.store.config import _config_file
+from anomaly.store.config import _config_file, scrub
 
 BOOTSTRAP_ENV = "ANOMALY_KAFKA_BOOTSTRAP"
 DEFAULT_BOOTSTRAP = "127.0.0.1:59092"  # scripts/kafka.sh's broker
 CLIENT_KEYS = frozenset({
     "security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname",
     "sasl_mechanism", "sasl_plain_username", "sasl_plain_password", "sasl_kerberos_service_name",
-    "client_id", "request_timeout_ms", "metadata_max_age_ms", "reconnect_backoff_max_ms",
+    "client_id", "request_timeout_ms", "metadata_max_age_ms", "reconnect_backoff_max_ms", "bootstrap_timeout_ms",
 })
+SECRET_KEYS = frozenset({"ssl_password", "sasl_plain_password"})
 
 
 def _file_settings() -> dict[str, Any]:
@@ -43,4 +51,78 @@ def kafka_settings(bootstrap_servers: str | None = None) -> tuple[str, dict[str,
     if unknown:
         raise AnomalyError(f"[kafka] has unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CLIENT_KEYS))}")
     bootstrap = bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or table.get("bootstrap_servers") or DEFAULT_BOOTSTRAP
+    _check_bootstrap(bootstrap)
     return bootstrap, {k: v for k, v in table.items() if k in CLIENT_KEYS}
+
+
+def _check_bootstrap(bootstrap: str | list[str]) -> None:
+    """Read each address as kafka-python will, so a bad port is an error here and not a traceback inside the client."""
+    for address in bootstrap.split(",") if isinstance(bootstrap, str) else bootstrap:
+        try:
+            ((_, port, _),) = collect_hosts(str(address), randomize=False)
+        except ValueError:
+            port = None
+        if port is None or not 0 < port < 65536:
+            raise AnomalyError(f"bootstrap server {str(address).strip()!r}: the port must be a number from 1 to 65535")
+
+
+def kafka_secrets() -> set[str]:
+    """The configured TLS key and SASL passwords, for a last scrub of any message; none if the config cannot be read."""
+    try:
+        table = _file_settings()
+    except AnomalyError:
+        return set()
+    return {str(table[key]) for key in SECRET_KEYS if table.get(key)}
+
+
+class _LoggedErrors(logging.Handler):
+    """Keeps the exceptions kafka-python last logged: the one it raises often says only "unable to bootstrap"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: deque[BaseException] = deque(maxlen=8)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        self.errors.extend(a for a in args if isinstance(a, BaseException))
+
+    def cause_of(self, exc: BaseException) -> BaseException | None:
+        """The newest logged exception other than ``exc`` itself (which kafka-python logs before raising)."""
+        return next((e for e in reversed(self.errors) if e != exc), None)
+
+
+def _describe(exc: BaseException) -> str:
+    """A broker error's description, or a client error's message without kafka-python's class-name prefix."""
+    description = getattr(exc, "description", None)
+    if description:
+        return f"{type(exc).__name__} ({description.rstrip('.')})"
+    if isinstance(exc, KafkaError) and exc.args:
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+@contextmanager
+def user_errors(bootstrap: str, client: dict[str, Any]) -> Iterator[None]:
+    """Turn a Kafka client failure into one AnomalyError line naming the broker, protocol and last cause.
+
+    kafka-python's own log lines are held back (shown with ``-v``): a failing connection logs a
+    dozen lines a second, which would bury the one that says what to fix.
+    """
+    kafka_log = logging.getLogger("kafka")
+    logged = _LoggedErrors()
+    propagate = kafka_log.propagate
+    kafka_log.addHandler(logged)
+    kafka_log.propagate = logging.getLogger().isEnabledFor(logging.INFO)
+    try:
+        yield
+    except KafkaError as exc:
+        reason = _describe(exc)
+        cause = logged.cause_of(exc)
+        if cause is not None:
+            reason = f"{reason}; last error: {_describe(cause)}"
+        protocol = client.get("security_protocol", "PLAINTEXT")
+        secrets = {str(client[key]) for key in SECRET_KEYS if client.get(key)}
+        raise AnomalyError(scrub(f"Kafka at {bootstrap} ({protocol}): {reason}", secrets)) from None
+    finally:
+        kafka_log.removeHandler(logged)
+        kafka_log.propagate = propagate

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from anomaly.errors import AnomalyError
-from anomaly.store.config import CONFIG_ENV, DEFAULT_URL, URL_ENV, database_url, hide_password
+from anomaly.store.config import (
+    CONFIG_ENV,
+    DEFAULT_URL,
+    URL_ENV,
+    checked_url,
+    database_url,
+    hide_password,
+    scrub,
+    url_secrets,
+)
 from anomaly.store.engine import create_engine_for, get_engine
 
 SECRET = "s3cret-Pw"
@@ -96,3 +106,67 @@ def test_engine_log_line_hides_password(caplog: pytest.LogCaptureFixture) -> Non
     create_engine_for(f"postgresql+psycopg://anomaly:{SECRET}@127.0.0.1:1/anomaly").dispose()
     assert "anomaly:***@127.0.0.1:1" in caplog.text
     assert SECRET not in caplog.text
+
+
+# Every way a secret sits in a URL, with the secret as the server knows it; each must be hidden
+# wherever the URL or a message about it is shown.
+SECRET_URLS = {
+    "plain": (f"postgresql+psycopg://anomaly:{SECRET}@db:5432/prod", SECRET),
+    "at-sign": (f"postgresql+psycopg://anomaly:p@ss{SECRET}@db:5432/prod", f"p@ss{SECRET}"),
+    "at-then-colon": (f"postgresql+psycopg://anomaly:p@ss:{SECRET}@db/prod", f"p@ss:{SECRET}"),
+    "colon-and-slash": (f"postgresql+psycopg://anomaly:a:b/{SECRET}@db/prod", f"a:b/{SECRET}"),
+    "percent-escaped": (f"postgresql+psycopg://anomaly:{quote('p@s:s/' + SECRET, safe='')}@db/prod", f"p@s:s/{SECRET}"),
+    "query": (f"postgresql+psycopg://anomaly@db/prod?sslmode=require&password={SECRET}", SECRET),
+    "query-sslpassword": (f"postgresql+psycopg://anomaly@db/prod?sslpassword={SECRET}", SECRET),
+    "bad-port": (f"postgresql://anomaly:{SECRET}@db:abc/prod", SECRET),
+    "unparseable": (f"not a url://anomaly:{SECRET}@db/prod", SECRET),
+}
+
+
+@pytest.mark.parametrize(("url", "password"), SECRET_URLS.values(), ids=SECRET_URLS.keys())
+def test_hide_password_in_every_url_form(url: str, password: str) -> None:
+    shown = hide_password(url)
+    assert SECRET not in shown and "***" in shown
+    assert "db" in shown
+
+
+@pytest.mark.parametrize(("url", "password"), SECRET_URLS.values(), ids=SECRET_URLS.keys())
+def test_url_secrets_cover_the_password_as_written_and_decoded(url: str, password: str) -> None:
+    message = f"driver: password {password} (written {quote(password, safe='')}) refused"
+    assert SECRET not in scrub(message, url_secrets(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        (f"postgresql://anomaly:p@ss{SECRET}@db/prod", "write each '@' in the password as %40"),
+        (f"postgresql://anomaly:p@ss:{SECRET}@db/prod", "write each '@' in the password as %40"),
+        (f"postgresql://anomaly:{SECRET}@db:abc/prod", "port must be a number"),
+        (f"postgresql://anomaly:{SECRET}@db:70000/prod", "port must be a number"),
+    ],
+)
+def test_misread_urls_are_refused_before_connecting(url: str, words: str) -> None:
+    with pytest.raises(AnomalyError, match=words) as caught:
+        checked_url(url)
+    assert SECRET not in str(caught.value) and SECRET[2:] not in str(caught.value)
+
+
+def test_postgres_scheme_and_bare_postgresql_use_psycopg() -> None:
+    assert checked_url(f"postgres://u:{SECRET}@db/x?sslmode=require") == f"postgresql+psycopg://u:{SECRET}@db/x?sslmode=require"
+    assert checked_url("postgresql://u@db/x") == "postgresql+psycopg://u@db/x"
+    assert checked_url("postgresql+psycopg2://u@db/x") == "postgresql+psycopg2://u@db/x"
+    assert checked_url("sqlite:///a@b.db") == "sqlite:///a@b.db"
+
+
+def test_unknown_dialect_is_a_user_error() -> None:
+    with pytest.raises(AnomalyError, match="no dialect or driver 'postgress'") as caught:
+        create_engine_for(f"postgress://u:{SECRET}@db/x")
+    assert SECRET not in str(caught.value)
+
+
+def test_the_cli_masks_configured_secrets_in_any_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from anomaly.cli import _masked
+
+    monkeypatch.setenv(URL_ENV, f"postgresql+psycopg://u:{SECRET}@db/x")
+    (tmp_path / "anomaly.toml").write_text('[kafka]\nsasl_plain_password = "kafka-Pw-42"\n')
+    assert _masked(f"boom {SECRET} and kafka-Pw-42") == "boom *** and ***"
