@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import stat
 import time
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from anomaly.inputs import (
     SeriesSpec,
     Spec,
     encode,
+    finite,
     fit_spec,
     pool,
     spec_from_dict,
@@ -43,6 +47,9 @@ from anomaly.threshold import Calibration, Normaliser
 
 ARTIFACT_FORMAT = 1
 MANIFEST = "manifest.json"
+# A manifest holds hyper-parameters, channel statistics and the training history: kilobytes, or a
+# megabyte for thousands of epochs. Anything far larger is not one, and would be read into memory whole.
+MAX_MANIFEST_BYTES = 16 * 2**20
 Dataset = ImageSet | SeriesSet
 
 
@@ -264,7 +271,12 @@ class Detector(ABC):
 
     @classmethod
     def load(cls, directory: Path | str) -> Detector:
-        """Rebuild from the manifest and data-only state files; nothing in the folder is executed."""
+        """Rebuild from the manifest and data-only state files; nothing in the folder is executed.
+
+        Every manifest value is checked (types, known fields, bounds) before the networks are built,
+        so a hand-edited, truncated or foreign manifest is one ArtifactError line, never a KeyError
+        or TypeError from deep inside, nor networks too large for memory.
+        """
         directory = Path(directory)
         manifest = read_manifest(directory)
         if manifest["detector"]["name"] != cls.name:
@@ -275,15 +287,41 @@ class Detector(ABC):
                 f"{directory}: written by {cls.name} {manifest['detector']['version']}, "
                 f"which this installed {cls.name} {cls.version} cannot read; retrain the model"
             )
-        detector = cls(spec_from_dict(manifest["input"]), params=cls.Params(**manifest["params"]))
-        norm = manifest["normalisation"]
-        detector.normaliser = Normaliser(mean=norm["mean"], std=norm["std"], weights=norm["weights"])
-        detector.threshold = float(manifest["threshold"])
-        detector.training = manifest.get("training", {})
-        detector.map_scale = manifest.get("map_scale")
+        missing = [key for key in ("input", "params", "normalisation", "threshold") if key not in manifest]
+        if missing:
+            raise ArtifactError(f"{directory}: manifest lacks {', '.join(missing)}")
+        try:
+            detector = cls(spec_from_dict(manifest["input"]), params=cls._manifest_params(manifest["params"]))
+            detector.normaliser = _manifest_normaliser(manifest["normalisation"])
+            detector.threshold = _number("threshold", manifest["threshold"])
+            training = manifest.get("training", {})
+            if not isinstance(training, dict):
+                raise ArtifactError(f"training must be a mapping, not {type(training).__name__}")
+            detector.training = training
+            map_scale = manifest.get("map_scale")
+            detector.map_scale = None if map_scale is None else _number("map_scale", map_scale)
+        except AnomalyError as exc:
+            raise ArtifactError(f"{directory}: manifest {exc}") from None
         detector.build()
         detector.load_state(directory)
         return detector
+
+    @classmethod
+    def _manifest_params(cls, values: Any) -> Any:
+        """The detector's Params from a manifest: unknown names and wrongly typed values are refused."""
+        if not isinstance(values, dict):
+            raise ArtifactError(f"params must be a mapping, not {type(values).__name__}")
+        hints = typing.get_type_hints(cls.Params)
+        known = {f.name for f in dataclasses.fields(cls.Params)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ArtifactError(f"params {', '.join(unknown)} are not {cls.name} parameters "
+                                f"(it takes {', '.join(sorted(known))})")
+        for key, value in values.items():
+            if not _fits(value, hints[key]):
+                kind = getattr(hints[key], "__name__", hints[key])
+                raise ArtifactError(f"params {key} = {value!r} is not of type {kind}")
+        return cls.Params(**values)
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -396,14 +434,18 @@ def holdout_images(data: ImageSet, fraction: float, seed: int | None) -> tuple[I
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
+    """The folder's manifest, refused unless it is a readable format-1 manifest that names its detector."""
     path = directory / MANIFEST
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: no such model folder")
     if not path.is_file():
         raise ArtifactError(f"{directory}: not a model folder (no {MANIFEST})")
+    size = state_file(directory, MANIFEST).stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"{path}: {size} bytes, over the {MAX_MANIFEST_BYTES} a manifest may have")
     try:
         manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ArtifactError(f"{path}: damaged manifest ({exc})") from None
     fmt = manifest.get("format") if isinstance(manifest, dict) else None
     if fmt != ARTIFACT_FORMAT:
@@ -412,7 +454,74 @@ def read_manifest(directory: Path) -> dict[str, Any]:
             f"{directory}: model format {fmt!r} written by anomaly {written_by}; "
             f"this anomaly {__version__} reads format {ARTIFACT_FORMAT} — retrain or use a matching version"
         )
+    detector = manifest.get("detector")
+    if not (isinstance(detector, dict) and isinstance(detector.get("name"), str) and "version" in detector):
+        raise ArtifactError(f"{path}: damaged manifest (no detector name and version)")
     return manifest
+
+
+def state_file(directory: Path, name: str) -> Path:
+    """A file of the model folder, refused unless it is a regular file inside the folder.
+
+    Plugins open their state through this: a symlink (to a file outside the folder, say) or a
+    fifo or device in its place would make loading read whatever it points at, or block forever.
+    """
+    path = directory / name
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        raise ArtifactError(f"{directory}: missing state file {name}") from None
+    if stat.S_ISLNK(mode):
+        raise ArtifactError(f"{path}: a symlink, not a file of the model folder; copy the file in instead")
+    if not stat.S_ISREG(mode):
+        raise ArtifactError(f"{path}: not a regular file")
+    if not path.resolve().is_relative_to(directory.resolve()):
+        raise ArtifactError(f"{path}: outside the model folder")
+    return path
+
+
+def failure_line(exc: BaseException) -> str:
+    """Why a model would not load, on one line: the project's own message, else the exception's class too."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, AnomalyError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _manifest_normaliser(norm: Any) -> Normaliser:
+    """The score normaliser a manifest holds, checked now: a malformed one would only fail at the first score."""
+    parts = ("mean", "std", "weights")
+    if not isinstance(norm, dict) or not all(isinstance(norm.get(part), dict) for part in parts):
+        raise ArtifactError("normalisation must map mean, std and weights to per-component numbers")
+    values = {part: {str(k): _number(f"normalisation {part} {k}", v) for k, v in norm[part].items()} for part in parts}
+    unmatched = set(values["weights"]) - (set(values["mean"]) & set(values["std"]))
+    if unmatched or min(values["std"].values(), default=1.0) <= 0:
+        raise ArtifactError("normalisation needs a mean and a positive std for every weighted component")
+    return Normaliser(**values)
+
+
+def _number(name: str, value: Any) -> float:
+    if finite(value):
+        return float(value)
+    raise ArtifactError(f"{name} must be a finite number, not {value!r}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a manifest value has the Params field's type (ints pass as floats, None only where optional)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for option in options:
+        kind = typing.get_origin(option) or option
+        if kind is type(None):
+            fits = value is None
+        elif kind in (int, float):
+            fits = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+        elif kind in (str, bool, dict, list):
+            fits = isinstance(value, kind)
+        else:
+            return True  # a type JSON has no counterpart for: the Params class checks it, if at all
+        if fits:
+            return True
+    return False
 
 
 def library_versions() -> dict[str, str]:

@@ -8,7 +8,9 @@ saved in the model manifest so scoring preprocesses exactly as training did.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,32 @@ from anomaly.errors import DataError
 
 
 POOLS = ("max", "topk", "contrast")
+MODALITIES = ("image", "series")
+
+# Upper bounds on what a spec may ask for, checked before any network is built. A manifest is data
+# anyone with write access to a model folder can edit, and its numbers size the networks and the
+# buffers: `channels: 1000000` once grew `anomaly score` to 17 GB. Each bound is far above what the
+# benchmarks use (images of 16-64 px, tiles cut from a 128 px short side, windows of 32) and keeps the
+# worst allowed input to a few hundred MB.
+MAX_IMAGE_SIZE = 256  # network input side; larger pictures are resized or tiled
+MAX_SCALE = 1024  # short side a picture is resized to before tiling
+MIN_TILE_OVERLAP = 4  # a tile stride of at least image_size / 4: each pixel is in at most 16 tiles
+MAX_WINDOW = 4096  # steps in one series window
+MAX_SERIES_CHANNELS = 1024  # sensors read per step
+# Window x channels: the dense networks' first and last layers have that many weights per unit.
+MAX_SERIES_VALUES = 8192
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, low: int, high: int, unit: str = "") -> None:
+    """Refuse a non-integer or out-of-range value (from a manifest, say) with one line naming it and the limit."""
+    if not _integer(value):
+        raise DataError(f"{name} must be an integer, not {value!r}")
+    if not low <= value <= high:
+        raise DataError(f"{name} must be from {low} to {high}{unit} (got {value})")
 
 
 @dataclass
@@ -36,12 +64,18 @@ class ImageSpec:
     modality = "image"
 
     def __post_init__(self) -> None:
-        if self.image_size < 16 or self.image_size & (self.image_size - 1):
+        check_int("image size", self.image_size, 16, MAX_IMAGE_SIZE)
+        if self.image_size & (self.image_size - 1):
             raise DataError(f"image size must be a power of two of at least 16 (got {self.image_size})")
+        if not _integer(self.channels) or self.channels not in (1, 3):
+            raise DataError(f"image channels must be 1 (grayscale) or 3 (RGB), not {self.channels!r}")
         if self.pool not in POOLS:
             raise DataError(f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})")
-        if self.stride is not None and self.stride < 1:
-            raise DataError(f"stride must be positive (got {self.stride})")
+        if self.scale is not None:
+            check_int("scale", self.scale, 1, MAX_SCALE)
+        if self.stride is not None:
+            check_int("stride", self.stride, max(1, self.image_size // MIN_TILE_OVERLAP), MAX_SCALE,
+                     f" for tiles of {self.image_size} px")
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -63,10 +97,18 @@ class SeriesSpec:
     modality = "series"
 
     def __post_init__(self) -> None:
-        if self.window < 2:
-            raise DataError(f"window must be at least 2 steps (got {self.window})")
-        if self.stride < 1:
-            raise DataError(f"stride must be positive (got {self.stride})")
+        check_int("window", self.window, 2, MAX_WINDOW, " steps")
+        check_int("stride", self.stride, 1, MAX_WINDOW)
+        check_int("channels", self.channels, 0, MAX_SERIES_CHANNELS)
+        if self.window * self.channels > MAX_SERIES_VALUES:
+            raise DataError(f"window x channels must be at most {MAX_SERIES_VALUES} "
+                            f"(got {self.window} x {self.channels})")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if not isinstance(values, (list, tuple)) or values and (
+                    len(values) != self.channels or not all(finite(v) for v in values)):
+                raise DataError(f"{name} must be {self.channels} finite numbers, one per channel")
+        if self.std and min(self.std) <= 0:
+            raise DataError("std must be positive for every channel")
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -81,9 +123,28 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> Spec:
+    """The spec a manifest describes; unknown modalities or fields are refused, not passed on as TypeErrors."""
+    if not isinstance(data, dict):
+        raise DataError(f"the input spec must be a mapping, not {type(data).__name__}")
     data = dict(data)
-    modality = data.pop("modality")
-    return ImageSpec(**data) if modality == "image" else SeriesSpec(**data)
+    modality = data.pop("modality", None)
+    if modality not in MODALITIES:
+        raise DataError(f"input modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+    cls = ImageSpec if modality == "image" else SeriesSpec
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise DataError(f"unknown {modality} input field(s) {', '.join(unknown)}")
+    return cls(**data)
+
+
+def finite(value: Any) -> bool:
+    """Whether a value read from JSON is a finite number (not a bool, nor an int too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass

@@ -8,11 +8,13 @@ from the manifest's hyper-parameters — so loading a model folder never runs co
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
-from anomaly.detector import Detector
+from anomaly.detector import Detector, state_file
 from anomaly.errors import AnomalyError, ArtifactError
+from anomaly.inputs import check_int
 
 # Default network width per modality when a detector's ``width`` is left unset. Images: 16 scores
 # 64x64 images about 3x faster than 32 on a 2-core CPU (the 300 images/s target), and wider networks
@@ -20,6 +22,26 @@ from anomaly.errors import AnomalyError, ArtifactError
 # findings); series: 32 separates anomalies better on every score component (docs/benchmarks.md,
 # "Defaults").
 DEFAULT_WIDTH = {"image": 16, "series": 32}
+
+# Network size bounds, checked before anything is built: ``width`` and ``latent`` come from the
+# manifest, and a layer's weights grow with the square of its features (the optimisers built with
+# the networks triple that). 1024 features is 8x the default image networks' widest layer (64 px,
+# width 16) and keeps the largest allowed GANomaly to a few hundred MB.
+MAX_FEATURES = 1024
+MAX_LATENT = 1024
+
+
+def widest_layer(shape: tuple[int, ...], width: int, network: str) -> int:
+    """Features in the widest layer ``anomaly.networks`` builds for samples of ``shape``.
+
+    Images double the features at each stride-2 level down to 4x4, 1-D convolutions at each
+    halving of the window down to 4 steps; the dense stack is 4 x width wide.
+    """
+    if len(shape) == 3:
+        return width * 2 ** (int(math.log2(shape[0] // 4)) - 1)
+    if network == "conv":
+        return width * 2 ** max(math.ceil(math.log2(shape[0] / 4)) - 1, 0)
+    return width * 4
 
 
 def require_tensorflow() -> None:
@@ -44,6 +66,19 @@ class KerasDetector(Detector):
         if getattr(self.params, "width", 0) is None:
             # A copy: the caller's params may configure other detectors, for other inputs, too.
             self.params = dataclasses.replace(self.params, width=DEFAULT_WIDTH[spec.modality])
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuse a width or latent size whose networks would not fit in memory, before they are built."""
+        if hasattr(self.params, "latent"):
+            check_int("latent", self.params.latent, 1, MAX_LATENT)
+        if hasattr(self.params, "width"):
+            check_int("width", self.params.width, 1, MAX_FEATURES)
+            shape = self.spec.sample_shape
+            widest = widest_layer(shape, self.params.width, getattr(self.params, "network", "dense"))
+            if widest > MAX_FEATURES:
+                raise AnomalyError(f"width {self.params.width} makes the widest layer {widest} features for "
+                                   f"samples shaped {shape}; the limit is {MAX_FEATURES}")
 
     @property
     def compile_training(self) -> bool:
@@ -71,9 +106,7 @@ class KerasDetector(Detector):
 
     def load_state(self, directory: Path) -> None:
         for name, net in self.networks.items():
-            path = directory / f"{name}.weights.h5"
-            if not path.is_file():
-                raise ArtifactError(f"{directory}: missing weights file {path.name}")
+            path = state_file(directory, f"{name}.weights.h5")
             try:
                 net.load_weights(path)
             except (ValueError, OSError) as exc:

@@ -117,7 +117,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("version", type=int)
 def promote(name: str, version: int) -> None:
-    """Make VERSION of NAME the active one (the current active version is retired)."""
+    """Make VERSION of NAME the active one (the current active version is retired).
+
+    The version's folder is opened first, as a scorer would; one that will not load stays inactive.
+    """
     record = registry.promote(name, version)
     click.echo(f"{record.name} version {record.version} is active")
 

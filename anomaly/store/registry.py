@@ -169,20 +169,52 @@ def _activate(session: Session, target: Model) -> None:
     session.execute(update(Model).where(Model.id == target.id).values(status="active", retired_at=None))
 
 
+def _version(versions: list[Model], name: str, version: int) -> Model:
+    """``version`` of ``name`` among its ``versions``; a user error naming the known ones if absent."""
+    by_version = {m.version: m for m in versions}
+    if not by_version:
+        raise AnomalyError(f"no model named {name!r}; see `anomaly models`")
+    target = by_version.get(version)
+    if target is None:
+        known = ", ".join(str(v) for v in by_version)
+        raise AnomalyError(f"{name} has no version {version} (versions: {known})")
+    return target
+
+
+def check_loads(record: ModelRecord) -> None:
+    """Open the version's folder with its detector, as a scorer would; one ArtifactError line if it will not.
+
+    Any exception counts (a manifest naming unknown parameters raises TypeError deep inside, say),
+    since a scorer refuses such a version and keeps serving the old one anyway.
+    """
+    from anomaly.detector import failure_line
+    from anomaly.plugins import load_model
+
+    try:
+        load_model(record.artifact)
+    except Exception as exc:
+        raise ArtifactError(f"{record.name} version {record.version} will not load, so it stays "
+                            f"{record.status}: {failure_line(exc)}") from exc
+
+
 def promote(name: str, version: int, *, engine: Engine | None = None) -> ModelRecord:
-    """Make ``version`` the only active version of ``name``; the previously active one is retired."""
-    with Session(engine or get_engine(), expire_on_commit=False) as session, session.begin():
-        versions = {m.version: m for m in _lock_versions(session, name)}
-        if not versions:
-            raise AnomalyError(f"no model named {name!r}; see `anomaly models`")
-        target = versions.get(version)
-        if target is None:
-            known = ", ".join(str(v) for v in versions)
-            raise AnomalyError(f"{name} has no version {version} (versions: {known})")
-        if target.status != "active":
-            _activate(session, target)
-            session.refresh(target)
-        return ModelRecord.of(target)
+    """Make ``version`` the only active version of ``name``; the previously active one is retired.
+
+    The version must load first (``check_loads``). That runs before the name's rows are locked:
+    building the networks takes seconds, and on SQLite the lock would stall every writer meanwhile.
+    """
+    engine = engine or get_engine()
+    with Session(engine) as session:
+        versions = list(session.scalars(select(Model).where(Model.name == name).order_by(Model.version)))
+        target = ModelRecord.of(_version(versions, name, version))
+    if target.status != "active":
+        check_loads(target)
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        model = _version(_lock_versions(session, name), name, version)
+        if model.status != "active":
+            _activate(session, model)
+            session.refresh(model)
+        return ModelRecord.of(model)
 
 
 def rollback(name: str, *, engine: Engine | None = None) -> ModelRecord:

@@ -39,6 +39,12 @@ class StreamMetrics:
         self.lag = Gauge("anomaly_stream_consumer_lag", "Messages behind the partition's end", ["topic", "partition"],
                          registry=r)
         self.model_version = Gauge("anomaly_stream_model_version", "Version being served", ["model"], registry=r)
+        self.active_version = Gauge("anomaly_stream_model_active_version", "Version active in the registry; "
+                                    "differs from the served one while it will not load", ["model"], registry=r)
+        self.load_failures = Counter("anomaly_stream_model_load_failures", "Versions that failed to load or warm "
+                                     "up, so were not served", ["model"], registry=r)
+        self.fallbacks = Counter("anomaly_stream_model_fallbacks", "Start-ups serving an older version because "
+                                 "the active one would not load", ["model"], registry=r)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -4,12 +4,14 @@
 batches (never inside one, so a batch is scored by exactly one version) the watcher asks the
 registry every few seconds which version is active; when it changed, it loads the new version's
 folder and swaps it in. The consumer never stops, so no message waits or is dropped. A registry
-that cannot be reached, or a new version that fails to load, keeps the current model serving.
+that cannot be reached, or a new version that fails to load in any way, keeps the current model
+serving; at start-up an active version that will not load gives way to the newest retired one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -18,12 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from anomaly.data.images import ImageSet
-from anomaly.detector import Detector, Scores
+from anomaly.detector import Detector, Scores, failure_line
 from anomaly.errors import AnomalyError, DataError
 from anomaly.inputs import SeriesSpec
 from anomaly.plugins import load_model
-from anomaly.store.registry import ModelRecord, active_model
+from anomaly.store.registry import ModelRecord, active_model, list_models
 from anomaly.stream.decode import DecodeContext, Decoded, Picture, Reading, Rejected
+from anomaly.stream.metrics import StreamMetrics
 from anomaly.stream.windows import WindowBuffers
 
 log = logging.getLogger(__name__)
@@ -151,24 +154,73 @@ class ServingModel:
 
 
 class ModelWatcher:
-    """The serving version of each model name, refreshed from the registry between batches."""
+    """The serving version of each model name, refreshed from the registry between batches.
 
-    def __init__(self, names: list[str], engine: Engine, check_every_s: float = 5.0, max_batch: int = 256) -> None:
+    A version that fails to load or warm up, for any reason (a damaged manifest, networks over the
+    size limits, weights of another shape, memory), never replaces the serving one: it is logged,
+    counted in ``anomaly_stream_model_load_failures`` and not tried again until the registry
+    activates another version or its folder changes. At start-up an active version that will not
+    load is replaced by the newest retired one that does (``anomaly_stream_model_fallbacks``), so a
+    bad promotion cannot keep a restarted scorer down.
+    """
+
+    def __init__(self, names: list[str], engine: Engine, check_every_s: float = 5.0, max_batch: int = 256,
+                 metrics: StreamMetrics | None = None) -> None:
         self.engine = engine
         self.check_every_s = check_every_s
         self.max_batch = max_batch
+        self.metrics = metrics or StreamMetrics()
         self.models: dict[str, ServingModel] = {}
+        # Per name, the (model id, folder stamp) of the active version that last failed to load.
+        self._failed: dict[str, tuple[int, tuple]] = {}
+        # Why the last check could not read the registry (None once it could), for /healthz.
+        self.registry_error: str | None = None
         for name in dict.fromkeys(names):
             record = active_model(name, engine=engine)
             if record is None:
                 raise AnomalyError(f"no active version of model {name!r} in the registry; see `anomaly models`")
-            self.models[name] = ServingModel.load(record)
-            self.models[name].warm(max_batch)
-            log.info("serving model", extra={"fields": {"model": name, "version": record.version}})
+            self.metrics.active_version.labels(name).set(record.version)
+            self.models[name] = self._start(record)
+            log.info("serving model", extra={"fields": {"model": name, "version": self.models[name].version}})
         self._checked = time.monotonic()
 
     def __getitem__(self, name: str) -> ServingModel:
         return self.models[name]
+
+    def _ready(self, record: ModelRecord) -> ServingModel:
+        model = ServingModel.load(record)
+        model.warm(self.max_batch)
+        return model
+
+    def _start(self, active: ModelRecord) -> ServingModel:
+        """The active version, or else the newest retired version that loads."""
+        try:
+            return self._ready(active)
+        except Exception as exc:  # any failure to load means: do not serve this version
+            self._failed[active.name] = (active.id, _folder_stamp(active.artifact))
+            self._count_failure(active, exc, None)
+            first_error = failure_line(exc)
+        for record in list_models(active.name, engine=self.engine):
+            if record.status != "retired":
+                continue  # a candidate was never approved to serve
+            try:
+                model = self._ready(record)
+            except Exception as exc:
+                self._count_failure(record, exc, None)
+                continue
+            self.metrics.fallbacks.labels(active.name).inc()
+            log.error("active version will not load; serving the newest retired version that does",
+                      extra={"fields": {"model": active.name, "active": active.version, "serving": record.version,
+                                        "error": first_error}})
+            return model
+        raise AnomalyError(f"no version of model {active.name!r} loads: active version {active.version}: "
+                           f"{first_error}; see `anomaly models`")
+
+    def _count_failure(self, record: ModelRecord, exc: Exception, serving: int | None) -> None:
+        self.metrics.load_failures.labels(record.name).inc()
+        log.error("model version failed to load; not serving it",
+                  extra={"fields": {"model": record.name, "failed": record.version, "artifact": record.artifact,
+                                    "serving": serving, "error": failure_line(exc)}})
 
     def refresh(self, force: bool = False) -> list[ServingModel]:
         """Swap in newly activated versions (at most every ``check_every_s``); return what was swapped."""
@@ -176,25 +228,46 @@ class ModelWatcher:
             return []
         self._checked = time.monotonic()
         swapped = []
+        self.registry_error = None
         for name, current in list(self.models.items()):
             try:
                 record = active_model(name, engine=self.engine)
             except (DBAPIError, AnomalyError) as exc:
+                self.registry_error = str(exc)
                 log.warning("registry unreachable; keeping the serving model",
                             extra={"fields": {"model": name, "version": current.version, "error": str(exc)}})
                 continue
-            if record is None or (record.version == current.version and record.id == current.model_id):
+            if record is None:
+                continue
+            self.metrics.active_version.labels(name).set(record.version)
+            if record.version == current.version and record.id == current.model_id:
+                self._failed.pop(name, None)
+                continue
+            attempt = (record.id, _folder_stamp(record.artifact))
+            if self._failed.get(name) == attempt:
                 continue
             try:
-                fresh = ServingModel.load(record)
-                fresh.warm(self.max_batch)
-            except AnomalyError as exc:
-                log.error("new version failed to load; keeping the serving model",
-                          extra={"fields": {"model": name, "version": current.version, "failed": record.version,
-                                            "error": str(exc)}})
+                fresh = self._ready(record)
+            except Exception as exc:  # any failure to load means: keep serving the current version
+                self._failed[name] = attempt
+                self._count_failure(record, exc, current.version)
                 continue
+            self._failed.pop(name, None)
             fresh.inherit_windows(current)
             self.models[name] = fresh
             swapped.append(fresh)
             log.info("hot-swapped model", extra={"fields": {"model": name, "from": current.version, "to": record.version}})
         return swapped
+
+
+def _folder_stamp(artifact: str) -> tuple:
+    """Names, sizes and modification times in a model folder: a failed version is retried once they change."""
+    stamp = []
+    try:
+        with os.scandir(artifact) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                stamp.append((entry.name, info.st_size, info.st_mtime_ns))
+    except OSError:
+        return ()
+    return tuple(sorted(stamp))

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anomaly.errors import AnomalyError
+from anomaly.inputs import check_int
 from anomaly.keras_detector import KerasDetector, require_tensorflow
+
+# Scoring runs this many optimisation steps per batch: 20x the default still scores, while a
+# hand-edited manifest's billion would hang the first batch (and a scorer's warm-up) for good.
+MAX_SEARCH_STEPS = 1000
 
 
 @dataclass
@@ -42,8 +47,7 @@ class AnoGAN(KerasDetector):
         super().__init__(spec, params, settings)
         if not 0 <= self.params.lam <= 1:
             raise AnomalyError(f"lam must be between 0 and 1 (got {self.params.lam})")
-        if self.params.search_steps < 1:
-            raise AnomalyError(f"search_steps must be at least 1 (got {self.params.search_steps})")
+        check_int("search_steps", self.params.search_steps, 1, MAX_SEARCH_STEPS)
         self.default_weights = {"reconstruction": 1.0 - self.params.lam, "discriminator": self.params.lam}
 
     def build(self) -> None:
