@@ -143,7 +143,8 @@ class StreamScorer:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or StreamMetrics()
-        self.models = ModelWatcher(list(settings.models.values()), engine, settings.model_check_s, settings.max_batch)
+        self.models = ModelWatcher(list(settings.models.values()), engine, settings.model_check_s, settings.max_batch,
+                                   metrics=self.metrics)
         registry = decoders()
         self._decoders = {}
         for topic in settings.topics:
@@ -597,9 +598,11 @@ class StreamScorer:
                 if end is not None and done is not None:
                     waiting += max(0, end - done)
             self._waiting_messages = waiting
-            coordinator = self.consumer.metrics().get("consumer-coordinator-metrics", {})
-            age = coordinator.get("last-heartbeat-seconds-ago")
-            self._heartbeat_age = age if age is not None and age >= 0 and self._joining_since is None else None
+            # The coordinator's last heartbeat reply, read off kafka-python's heartbeat state: its public
+            # "last-heartbeat-seconds-ago" metric subtracts a monotonic time from a wall-clock one.
+            heartbeat = self.consumer._coordinator.heartbeat
+            joined = self._joining_since is None
+            self._heartbeat_age = now - max(heartbeat.last_receive, heartbeat.last_reset) if joined else None
         if fetched or not self._waiting_messages:
             self._last_progress = now
 
