@@ -56,11 +56,15 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
 @click.option("--max-messages", type=click.IntRange(1), default=None, help="Stop after this many messages.")
 @click.option("--idle-timeout", type=click.FloatRange(0.1), default=None, help="Stop after this many idle seconds.")
 @click.option("--no-payload", is_flag=True, help="Do not store message payloads with the events.")
+@click.option("--health-timeout", type=click.FloatRange(1), default=30.0, show_default=True,
+              help="Seconds the broker may go unheard, fetches bring nothing while messages wait, or produces "
+                   "fail, before /healthz answers 503.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True)
 def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_servers: str | None, group: str,
                   instance_id: str | None, metrics_port: int, alerts_topic: str, no_alerts: bool, decoder_args: tuple[str, ...],
                   sources: tuple[str, ...], max_batch: int, max_poll_interval_ms: int, model_check_interval: float,
-                  max_messages: int | None, idle_timeout: float | None, no_payload: bool, log_format: str) -> None:
+                  max_messages: int | None, idle_timeout: float | None, no_payload: bool, health_timeout: float,
+                  log_format: str) -> None:
     """Score every message of the TOPICs once into the store; dead-letter bad ones, alert on anomalies.
 
     Runs until SIGTERM/SIGINT (which finish the batch, commit and close), --max-messages or --idle-timeout.
@@ -84,7 +88,7 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
         instance_id=instance_id, client=client, decoders=decoders, alerts_topic=None if no_alerts else alerts_topic,
         sources=frozenset(sources) if sources else None, max_batch=max_batch,
         max_poll_interval_ms=max_poll_interval_ms, model_check_s=model_check_interval, max_messages=max_messages,
-        idle_timeout_s=idle_timeout, store_payload=not no_payload,
+        idle_timeout_s=idle_timeout, store_payload=not no_payload, health_timeout_s=health_timeout,
     )
     try:
         scorer = StreamScorer(settings, get_engine())

@@ -30,6 +30,8 @@ class StreamMetrics:
         self.anomalies = Counter("anomaly_stream_anomalies", "Scored messages over the threshold", ["topic"], registry=r)
         self.retries = Counter("anomaly_stream_retries", "Waits on an unavailable dependency", ["dependency"], registry=r)
         self.swaps = Counter("anomaly_stream_model_swaps", "Hot swaps to a newly active version", ["model"], registry=r)
+        self.produce_refused = Counter("anomaly_stream_produce_refused", "Dead letters and alerts the broker refused "
+                                       "past bounded retries", ["topic"], registry=r)
         self.batch_seconds = Histogram("anomaly_stream_batch_seconds", "Poll-to-commit time of one batch",
                                        buckets=BATCH_BUCKETS, registry=r)
         self.scoring_seconds = Histogram("anomaly_stream_scoring_seconds", "Detector time for one batch",
