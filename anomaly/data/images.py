@@ -52,15 +52,19 @@ class ImageSet:
         return 1 if all(img.shape[2] == 1 for img in self.images) else 3
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode PNG/JPEG bytes to (H, W, C) uint8 with C in {1, 3}; corrupt data raises DataError."""
+def decode_image(data: bytes, name: str = "image", formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Decode image bytes to (H, W, C) uint8 with C in {1, 3}; corrupt data raises DataError.
+
+    ``formats`` limits which PIL parsers may read the bytes (the stream decoder allows PNG and JPEG
+    only: every other parser is attack surface for messages from the network).
+    """
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=formats) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise DataError(f"{name}: image of {img.width}x{img.height} pixels is larger than allowed")
             img.load()
             return _to_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name}: not a readable image ({exc.__class__.__name__}: {exc})") from None
 
 
