@@ -249,13 +249,21 @@ def _starts(length: int, size: int, stride: int) -> list[int]:
     return starts
 
 
-def _tiles(spec: ImageSpec, image: np.ndarray):
-    h, w = image.shape[:2]
+def model_shape(spec: ImageSpec, size_hw: tuple[int, int]) -> tuple[int, int]:
+    """The (height, width) the network sees an image of ``size_hw`` at: the picture tiles are cut from
+    (short side ``scale``, never below one tile), or the one resized square."""
     size = spec.image_size
-    short = spec.scale or min(h, w)
-    short = max(short, size)
+    if not spec.tile:
+        return size, size
+    h, w = size_hw
+    short = max(spec.scale or min(h, w), size)
     factor = short / min(h, w)
-    shape = (max(size, round(h * factor)), max(size, round(w * factor)))
+    return max(size, round(h * factor)), max(size, round(w * factor))
+
+
+def _tiles(spec: ImageSpec, image: np.ndarray):
+    size = spec.image_size
+    shape = model_shape(spec, image.shape[:2])
     scaled = _normalise(spec, _resize(image, shape))
     positions = [(y, x) for y in _starts(shape[0], size, spec.tile_stride) for x in _starts(shape[1], size, spec.tile_stride)]
     tiles = np.stack([scaled[y : y + size, x : x + size] for y, x in positions])
@@ -299,11 +307,12 @@ def stitch_maps(spec: ImageSpec, maps: np.ndarray, samples: Samples) -> list[np.
                 total[y : y + size, x : x + size] += tile_map
                 hits[y : y + size, x : x + size] += 1
             canvas = total / np.maximum(hits, 1)
-        result.append(_resize_map(canvas, original))
+        result.append(resize_map(canvas, original))
     return result
 
 
-def _resize_map(canvas: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+def resize_map(canvas: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """A float map resized bilinearly to (height, width), kept float: maps are compared across images."""
     if canvas.shape == tuple(size_hw):
         return canvas.astype(np.float32)
     pil = Image.fromarray(canvas.astype(np.float32), mode="F")

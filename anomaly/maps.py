@@ -1,33 +1,72 @@
-"""Anomaly-map pictures: the part with its residual drawn over it, because people would rather look."""
+"""Anomaly-map pictures: the part beside its residual heat map, because people would rather look.
+
+Each picture carries what is needed to read it without the JSON beside it: the item's score, the
+model's threshold and the verdict in the title, a colour scale for the heat, and the outline of the
+ground-truth mask where the data has one, so a reader sees at once whether the heat is on the defect.
+matplotlib draws them (its ``Figure`` directly, not pyplot: no global state, no display needed).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+
+from anomaly.data.images import ImageSet
+
+if TYPE_CHECKING:
+    from anomaly.detector import Scores
+
+# Every picture has the same size in pixels, whatever the part's shape: pictures line up in a viewer
+# and a test can check what was written. A part of another aspect ratio is letterboxed.
+PICTURE_SIZE = (1000, 450)
+_DPI = 100
+MASK_COLOUR = "#00e5ff"
 
 
-def heat_colours(values: np.ndarray) -> np.ndarray:
-    """A black-red-yellow-white ramp for values in [0, 1], shaped (..., 3) uint8."""
-    v = np.clip(values, 0, 1)[..., None]
-    ramp = np.concatenate([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=-1)
-    return (ramp * 255).astype(np.uint8)
+def save_picture(path: Path, image: np.ndarray, anomaly_map: np.ndarray, *, scale: float, score: float,
+                 threshold: float, mask: np.ndarray | None = None, title: str = "") -> Path:
+    """Write the image and its heat overlay side by side as a PNG of ``PICTURE_SIZE`` pixels.
 
-
-def overlay(image: np.ndarray, anomaly_map: np.ndarray, scale: float) -> Image.Image:
-    """The image beside the same image with the map blended in; ``scale`` is the map value shown as full heat.
-
-    A fixed scale (taken from the model's held-out normal residuals) keeps pictures of different
-    parts comparable: a normal part stays dark instead of being stretched to full colour.
+    ``scale`` is the map value drawn as full heat: the model's own (a high percentile of held-out
+    normal residuals), fixed, so pictures of different parts are comparable and a normal part stays
+    dark instead of being stretched to full colour. ``mask`` (True = defect), when given, is outlined
+    on both panels.
     """
-    base = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
-    heat = heat_colours(anomaly_map / max(scale, 1e-8))
-    blended = (0.5 * base + 0.5 * heat).astype(np.uint8)
-    return Image.fromarray(np.concatenate([base, blended], axis=1))
+    from matplotlib.figure import Figure
 
-
-def save_overlay(path: Path, image: np.ndarray, anomaly_map: np.ndarray, scale: float) -> Path:
+    gray = image[..., 0] if image.shape[2] == 1 else None
+    fig = Figure(figsize=(PICTURE_SIZE[0] / _DPI, PICTURE_SIZE[1] / _DPI), dpi=_DPI)
+    left, right = fig.subplots(1, 2)
+    for ax in (left, right):
+        ax.imshow(image if gray is None else gray, cmap=None if gray is None else "gray", vmin=0, vmax=255)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    heat = right.imshow(anomaly_map, cmap="hot", alpha=0.6, vmin=0.0, vmax=max(scale, 1e-8))
+    if mask is not None and mask.any():
+        for ax in (left, right):
+            ax.contour(mask.astype(np.float32), levels=[0.5], colors=MASK_COLOUR, linewidths=1.2)
+        left.set_xlabel("ground-truth defect outlined", color="#007c8a")
+    right.set_xlabel("residual heat")
+    bar = fig.colorbar(heat, ax=[left, right], fraction=0.04, pad=0.02)
+    bar.set_label(f"map value (full heat = {scale:.3g})")
+    verdict = "ANOMALOUS" if score > threshold else "normal"
+    fig.suptitle(f"{title}\nscore {score:.3f}  ·  threshold {threshold:.3f}  ·  {verdict}".lstrip(),
+                 color="#b00020" if score > threshold else "black")
     path.parent.mkdir(parents=True, exist_ok=True)
-    overlay(image, anomaly_map, scale).save(path)
+    fig.savefig(path, format="png")
     return path
+
+
+def picture_name(item_id: str) -> str:
+    """A flat file name for an item id (``MT_Crack/Imgs/exp1.jpg`` -> ``MT_Crack__Imgs__exp1.png``)."""
+    return Path(item_id).with_suffix("").as_posix().replace("/", "__") + ".png"
+
+
+def write_pictures(folder: Path, data: ImageSet, scores: Scores, scale: float) -> list[Path]:
+    """One picture per scored image of ``data`` (``scores`` from ``Detector.score(..., maps=True)``)."""
+    masks = data.masks or [None] * len(data)
+    return [save_picture(folder / picture_name(result.id), image, result.anomaly_map, scale=scale,
+                         score=result.score, threshold=result.threshold, mask=mask, title=result.id)
+            for image, mask, result in zip(data.images, masks, scores)]

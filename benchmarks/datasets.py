@@ -57,7 +57,7 @@ class Task:
 
 @lru_cache(maxsize=1)
 def _tile_images() -> ImageSet:
-    return load_images(TILE, NORMAL_TILE_CLASS)
+    return load_images(TILE, NORMAL_TILE_CLASS, with_masks=True)
 
 
 def _one_class_split(data: ImageSet, seed: int, limit: int | None) -> tuple[ImageSet, ImageSet]:

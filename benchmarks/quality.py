@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from anomaly.data.images import ImageSet
 from anomaly.detector import Detector, FitSettings
+from anomaly.evaluation import PIXEL_RESOLUTION, has_masks, pixel_results
 from anomaly.inputs import ImageSpec
 from anomaly.keras_detector import DEFAULT_WIDTH
 from anomaly.metrics import detection_metrics
@@ -32,6 +34,8 @@ from benchmarks.system import describe_machine
 
 GAN_DETECTORS = ("ganomaly", "anogan")
 METRICS = {"auroc": "AUROC", "auprc": "AUPRC", "best_f1": "best F1", "f1": "F1@thr"}
+# Where the test images have ground-truth masks and the detector draws anomaly maps (anomaly.evaluation).
+PIXEL_METRICS = {"pixel_auroc": "pixel AUROC", "pro": "PRO"}
 FAMILY_TITLES = {"magnetic_tile": "magnetic_tile", "digits": "digits", "smd": "SMD", "asd": "ASD", "nab": "NAB"}
 SENSOR_FAMILIES = ("smd", "asd", "nab")
 TARGET_TILE_AUROC = 0.80
@@ -195,8 +199,12 @@ def settings_for(config: Config, family: str, seed: int, one_pass: bool) -> FitS
                        patience=config.patience)
 
 
-def evaluate(task: datasets.Task, scores: Any) -> dict[str, dict[str, float]]:
-    """Metrics over all test items, and per defect type (that type's images vs the normal test images)."""
+def evaluate(task: datasets.Task, scores: Any, spec: Any = None) -> dict[str, dict[str, float]]:
+    """Metrics over all test items, and per defect type (that type's images vs the normal test images).
+
+    With anomaly maps (``scores.maps``) and the fitted ``spec``, each subset with masks also gets pixel
+    AUROC and PRO, computed exactly as ``anomaly evaluate`` computes them.
+    """
     labels = task.labels_for(scores.steps)
     results = {"all": detection_metrics(labels, scores.scores, scores.threshold)}
     kinds = task.kinds()
@@ -204,6 +212,9 @@ def evaluate(task: datasets.Task, scores: Any) -> dict[str, dict[str, float]]:
         for kind in sorted(set(kinds[labels == 1])):
             pick = (labels == 0) | (kinds == kind)
             results[kind] = detection_metrics(labels[pick], scores.scores[pick], scores.threshold)
+    if scores.maps is not None and spec is not None:
+        for subset, metrics in pixel_results(spec, task.test, scores.maps).items():
+            results[subset].update(metrics)
     return results
 
 
@@ -212,12 +223,15 @@ def run_one(task: datasets.Task, cls: type[Detector], params: Any, settings: Fit
     started = time.perf_counter()
     training = detector.fit(task.train)
     fitted = time.perf_counter()
-    scores = detector.score(task.test, maps=False, stride=1)
+    maps = isinstance(task.test, ImageSet) and has_masks(task.test)
+    scores = detector.score(task.test, maps=maps, stride=1)
     scored = time.perf_counter()
+    metrics = evaluate(task, scores, detector.spec)
     return {
-        "metrics": evaluate(task, scores),
+        "metrics": metrics,
         "fit_seconds": round(fitted - started, 2),
         "score_seconds": round(scored - fitted, 2),
+        "pixel_seconds": round(time.perf_counter() - scored, 2),
         "scored_items": len(scores),
         "epochs_run": training["epochs_run"],
         "best_epoch": training["best_epoch"],
@@ -252,7 +266,9 @@ def run(config: Config, *, seeds: int | None = None, families: tuple[str, ...] =
             for name, (cls, params, one_pass) in plan.items():
                 record = run_one(task, cls, params, settings_for(config, task.family, seed, one_pass))
                 records.append({"family": task.family, "task": task.name, "detector": name, "seed": seed, **record})
-                log(f"seed {seed} {task.name} {name}: AUROC {record['metrics']['all']['auroc']:.3f} "
+                pooled = record["metrics"]["all"]
+                pixel = f", pixel AUROC {pooled['pixel_auroc']:.3f}, PRO {pooled['pro']:.3f}" if "pro" in pooled else ""
+                log(f"seed {seed} {task.name} {name}: AUROC {pooled['auroc']:.3f}{pixel} "
                     f"(fit {record['fit_seconds']:.0f} s, score {record['score_seconds']:.0f} s)")
             result = _result(config, plan, records, notes, command, time.perf_counter() - started)
             result["title"] = title
@@ -309,10 +325,13 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, di
     for r in records:
         for subset, m in r["metrics"].items():
             row = r["task"] if subset == "all" else f"{r['task']}/{subset}"
-            for metric in METRICS:
-                per_seed.setdefault((row, r["detector"], metric), {}).setdefault(r["seed"], []).append(m[metric])
+            for metric in (*METRICS, *PIXEL_METRICS):
+                if metric in m:
+                    per_seed.setdefault((row, r["detector"], metric), {}).setdefault(r["seed"], []).append(m[metric])
             if subset == "all":
-                for metric in METRICS:
+                for metric in (*METRICS, *PIXEL_METRICS):
+                    if metric not in m:
+                        continue
                     family_row = f"{r['family']} (mean)"
                     per_seed.setdefault((family_row, r["detector"], metric), {}).setdefault(r["seed"], []).append(m[metric])
     family_sizes = {}
@@ -388,6 +407,7 @@ def render(result: dict[str, Any]) -> str:
     per_type = _pivot(result, lambda r: r.startswith("magnetic_tile/"))
     if per_type:
         parts += ["magnetic_tile AUROC per defect type (that type's images against the normal test images):", per_type]
+    parts += _pixel_parts(result)
     per_digit = _pivot(result, lambda r: r.startswith("digit-"))
     if per_digit:
         parts += ["Digits AUROC, each digit in turn as the normal class:", per_digit]
@@ -441,11 +461,42 @@ def _options(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={f'default ({_DEFAULT_WIDTHS})' if v is None else v}" for k, v in shown.items())
 
 
-def _pivot(result: dict[str, Any], keep: Callable[[str], bool]) -> str:
+def _pivot(result: dict[str, Any], keep: Callable[[str], bool], metric: str = "auroc") -> str:
     names = _detectors(result)
-    rows = [[row.split("/")[-1], *(_fmt(result["summary"][row].get(n, {}).get("auroc")) for n in names)]
+    rows = [[row.split("/")[-1], *(_fmt(result["summary"][row].get(n, {}).get(metric)) for n in names)]
             for row in result["summary"] if keep(row)]
     return table(["subset", *names], rows) if rows else ""
+
+
+def _pixel_parts(result: dict[str, Any]) -> list[str]:
+    """Pixel-level tables where masks were scored: pooled pixel AUROC and PRO, then each per defect type.
+
+    A detector without anomaly maps (IsolationForest scores each flattened tile as a whole) shows "–":
+    no per-pixel figure is invented for it.
+    """
+    summary = result["summary"]
+    rows = [(row, name) for row, _ in _main_rows(result) for name in _detectors(result)
+            if "pro" in summary[row].get(name, {})]
+    if not rows:
+        return []
+    shown = list(dict.fromkeys(row for row, _ in rows))
+    main = [[row, name, *(_fmt(summary[row].get(name, {}).get(m)) for m in PIXEL_METRICS)]
+            for row in shown for name in _detectors(result)]
+    mapless = [n for n in _detectors(result) if not any("pro" in summary[row].get(n, {}) for row in shown)]
+    note = (f" `{'`, `'.join(mapless)}` draws no anomaly map (it scores each flattened tile as a whole), so it has "
+            "no pixel figures (–)." if mapless else "")
+    parts = [f"Pixel-level results where the test images have ground-truth masks: the detectors' anomaly maps (tile "
+             f"residuals stitched per image, raw values, never rescaled per image or batch) against the masks; "
+             f"{PIXEL_RESOLUTION}: short side {result['settings']['tile']['scale']} px here. Pixel AUROC pools "
+             f"every pixel of every test image (normal images' masks are empty); PRO is the area under the "
+             f"per-region-overlap curve up to a false-positive rate of 0.3 on normal pixels, divided by 0.3 (MVTec "
+             f"AD's AUPRO: each connected defect region weighs the same; 1 = perfect, 0.15 = chance)." + note,
+             table(["data", "detector", *PIXEL_METRICS.values()], main)]
+    for metric, label in PIXEL_METRICS.items():
+        pivot = _pivot(result, lambda r: r.startswith("magnetic_tile/"), metric)
+        if pivot:
+            parts += [f"magnetic_tile {label} per defect type (that type's images and the normal test images):", pivot]
+    return parts
 
 
 def _timing_rows(result: dict[str, Any]) -> list[list[str]]:

@@ -186,17 +186,15 @@ def score_command(model_dir: Path, input_path: Path, split: str, normal_class: s
     from anomaly.plugins import load_model
 
     model = load_model(model_dir)
-    data = load_dataset(input_path, split=split, normal_class=normal_class)
+    data = load_dataset(input_path, split=split, normal_class=normal_class, with_masks=maps_dir is not None)
     scores = model.score(data, maps=maps_dir is not None, stride=stride)
     for result in scores:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
     if maps_dir is not None and isinstance(data, ImageSet) and scores.maps is not None:
-        from anomaly.maps import save_overlay
+        from anomaly.maps import write_pictures
 
-        for image, item_id, anomaly_map in zip(data.images, data.ids, scores.maps):
-            save_overlay(maps_dir / (Path(item_id).with_suffix("").as_posix().replace("/", "__") + ".png"),
-                         image, anomaly_map, model.map_scale or 1.0)
-        err.print(f"wrote {len(data)} anomaly-map pictures to {maps_dir}")
+        written = write_pictures(maps_dir, data, scores, model.map_scale or 1.0)
+        err.print(f"wrote {len(written)} anomaly-map pictures to {maps_dir}")
 
 
 @click.command("evaluate")
@@ -222,6 +220,13 @@ def evaluate_command(model_dir: Path, data_path: Path, split: str, normal_class:
         table.add_row(name, str(m["normal"]), str(m["anomalous"]), f"{m['auroc']:.3f}", f"{m['auprc']:.3f}",
                       f"{m['f1']:.3f}", f"{m['best_f1']:.3f}")
     out.print(table)
+    if "pixel_resolution" in report:
+        pixels = Table("subset", "defect regions", "pixel AUROC", "PRO", title="pixel level: anomaly maps against masks",
+                       caption=f"{report['pixel_resolution']}; PRO: per-region overlap to FPR 0.3, normalised")
+        for name, m in report["results"].items():
+            if "pro" in m:
+                pixels.add_row(name, str(m["regions"]), f"{m['pixel_auroc']:.3f}", f"{m['pro']:.3f}")
+        out.print(pixels)
     if report["excluded_training_items"]:
         err.print(f"left out {report['excluded_training_items']} item(s) the model was trained on")
 
