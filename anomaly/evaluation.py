@@ -71,7 +71,8 @@ def pixel_results(spec: ImageSpec, data: ImageSet, maps: list[np.ndarray]) -> di
     Each map and mask is brought to ``model_shape`` (the resolution the network saw, so no detail is
     invented or thrown away twice): maps bilinearly, masks by nearest neighbour so they stay binary.
     A normal image without a mask counts as all normal pixels; an anomalous one without a mask is left
-    out, since where its defect lies is unknown. A defect type whose masks are all empty gets no entry.
+    out, since where its defect lies is unknown; one whose mask is empty (four of magnetic_tile's MT_Uneven
+    images) adds normal pixels only, as its mask says. A defect type whose masks are all empty gets no entry.
     """
     labels = np.asarray(data.labels)
     kinds = np.asarray(data.kinds) if data.kinds else np.full(len(data), "all")

@@ -474,23 +474,22 @@ def _pixel_parts(result: dict[str, Any]) -> list[str]:
     A detector without anomaly maps (IsolationForest scores each flattened tile as a whole) shows "–":
     no per-pixel figure is invented for it.
     """
-    summary = result["summary"]
-    rows = [(row, name) for row, _ in _main_rows(result) for name in _detectors(result)
-            if "pro" in summary[row].get(name, {})]
-    if not rows:
+    summary, names = result["summary"], _detectors(result)
+    shown = [row for row, _ in _main_rows(result) if any("pro" in summary[row].get(n, {}) for n in names)]
+    if not shown:
         return []
-    shown = list(dict.fromkeys(row for row, _ in rows))
     main = [[row, name, *(_fmt(summary[row].get(name, {}).get(m)) for m in PIXEL_METRICS)]
-            for row in shown for name in _detectors(result)]
-    mapless = [n for n in _detectors(result) if not any("pro" in summary[row].get(n, {}) for row in shown)]
+            for row in shown for name in names]
+    mapless = [n for n in names if not any("pro" in summary[row].get(n, {}) for row in shown)]
     note = (f" `{'`, `'.join(mapless)}` draws no anomaly map (it scores each flattened tile as a whole), so it has "
             "no pixel figures (–)." if mapless else "")
     parts = [f"Pixel-level results where the test images have ground-truth masks: the detectors' anomaly maps (tile "
              f"residuals stitched per image, raw values, never rescaled per image or batch) against the masks; "
              f"{PIXEL_RESOLUTION}: short side {result['settings']['tile']['scale']} px here. Pixel AUROC pools "
-             f"every pixel of every test image (normal images' masks are empty); PRO is the area under the "
-             f"per-region-overlap curve up to a false-positive rate of 0.3 on normal pixels, divided by 0.3 (MVTec "
-             f"AD's AUPRO: each connected defect region weighs the same; 1 = perfect, 0.15 = chance)." + note,
+             "every pixel of every test image (normal images' masks are empty; an anomalous image with an empty "
+             "mask, as four of MT_Uneven's are, adds normal pixels only); PRO is the area under the "
+             "per-region-overlap curve up to a false-positive rate of 0.3 on normal pixels, divided by 0.3 (MVTec "
+             "AD's AUPRO: each connected defect region weighs the same; 1 = perfect, 0.15 = chance)." + note,
              table(["data", "detector", *PIXEL_METRICS.values()], main)]
     for metric, label in PIXEL_METRICS.items():
         pivot = _pivot(result, lambda r: r.startswith("magnetic_tile/"), metric)
