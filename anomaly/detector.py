@@ -43,6 +43,7 @@ from anomaly.inputs import (
     standardise,
     stitch_maps,
 )
+from anomaly.params import check_params
 from anomaly.threshold import Calibration, Normaliser
 
 ARTIFACT_FORMAT = 1
@@ -133,10 +134,13 @@ class Detector(ABC):
             raise DataError(f"detector {self.name!r} does not accept {spec.modality} input (accepts {', '.join(self.modalities)})")
         self.spec = spec
         self.params = params if params is not None else self.Params()
+        check_params(self.params, self.components)
         self.settings = settings or FitSettings()
         self.normaliser: Normaliser | None = None
         self.threshold: float | None = None
         self.training: dict[str, Any] = {}
+        # The options it was trained with (``anomaly train`` fills it), so the run can be repeated from the folder.
+        self.config: dict[str, Any] = {}
         self.map_scale: float | None = None
         self.planned_steps = 0
         self.score_batch_size = 256
@@ -335,6 +339,7 @@ class Detector(ABC):
             "threshold": self.threshold,
             "map_scale": self.map_scale,
             "training": self.training,
+            "config": self.config,
             "libraries": library_versions(),
         }
 
@@ -383,10 +388,11 @@ class Detector(ABC):
                 val_loss = self.validation_loss(val_x)
                 if val_loss is not None:
                     logs["val_loss"] = float(val_loss)
-                    if val_loss < best_loss:
-                        best_loss, best_state, stale, self._best_epoch = val_loss, self.get_state(), 0, epoch
-                    else:
-                        stale += 1
+                _check_converging(epoch, logs)
+                if val_loss is not None and val_loss < best_loss:
+                    best_loss, best_state, stale, self._best_epoch = val_loss, self.get_state(), 0, epoch
+                elif val_loss is not None:
+                    stale += 1
                 history.append({"epoch": epoch, **logs})
                 bar.epoch_done(epoch, logs)
                 if self.settings.patience is not None and stale >= self.settings.patience:
@@ -421,7 +427,25 @@ class Detector(ABC):
         anomalous = None
         if anomalies is not None:
             anomalous = self._score(anomalies, maps=False, stride=None, threshold=np.inf).scores
-        self.threshold = self.settings.calibration.threshold(combined, anomalous)
+        if not np.isfinite(combined).all():
+            raise TrainingDiverged("training diverged: held-out scores are not finite (NaN or infinity); "
+                                   "lower the learning rate (--set lr=...) or the loss weights, or check the data")
+        threshold = self.settings.calibration.threshold(combined, anomalous)
+        if not finite(threshold):
+            raise TrainingDiverged(f"training diverged: the calibrated threshold is {threshold!r}, not a finite number")
+        self.threshold = threshold
+
+
+class TrainingDiverged(AnomalyError):
+    """Losses or scores became NaN or infinite: the model would flag nothing (or everything), so it is not kept."""
+
+
+def _check_converging(epoch: int, logs: dict[str, float]) -> None:
+    """Stop at the first epoch whose losses are not finite: training on cannot recover, and saving would mislead."""
+    bad = sorted(key for key, value in logs.items() if not np.isfinite(value))
+    if bad:
+        raise TrainingDiverged(f"training diverged at epoch {epoch}: {', '.join(bad)} not finite (NaN or infinity); "
+                               "lower the learning rate (--set lr=...) or the loss weights; nothing was saved")
 
 
 def holdout_images(data: ImageSet, fraction: float, seed: int | None) -> tuple[ImageSet, ImageSet]:

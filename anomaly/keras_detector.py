@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from anomaly.detector import Detector, state_file
 from anomaly.errors import AnomalyError, ArtifactError
-from anomaly.inputs import check_int
+from anomaly.params import option
 
 # Default network width per modality when a detector's ``width`` is left unset. Images: 16 scores
 # 64x64 images about 3x faster than 32 on a 2-core CPU (the 300 images/s target), and wider networks
@@ -29,6 +30,22 @@ DEFAULT_WIDTH = {"image": 16, "series": 32}
 # width 16) and keeps the largest allowed GANomaly to a few hundred MB.
 MAX_FEATURES = 1024
 MAX_LATENT = 1024
+# The network bodies ``anomaly.networks`` builds for series windows (images always use 2-D convolutions).
+NETWORKS = ("dense", "conv")
+
+
+@dataclass
+class GANParams:
+    """Options every built-in GAN detector shares; a detector's Params adds its own (and may change a default)."""
+
+    latent: int = option(64, low=1, high=MAX_LATENT, help="size of the latent code z")
+    width: int | None = option(None, low=1, high=MAX_FEATURES,
+                               help="features of the first network layer (auto: 16 for images, 32 for series)")
+    network: str = option("dense", choices=NETWORKS, help="series networks: dense stack or 1-D convolutions")
+    lr: float = option(2e-4, above=0, high=1, help="Adam learning rate")
+    beta1: float = option(0.5, low=0, high=0.999, help="Adam beta1")
+    score_weights: dict[str, float] = option(default_factory=dict,
+                                             help="COMPONENT:WEIGHT,... overriding the score's component weights")
 
 
 def widest_layer(shape: tuple[int, ...], width: int, network: str) -> int:
@@ -69,11 +86,11 @@ class KerasDetector(Detector):
         self._check_size()
 
     def _check_size(self) -> None:
-        """Refuse a width or latent size whose networks would not fit in memory, before they are built."""
-        if hasattr(self.params, "latent"):
-            check_int("latent", self.params.latent, 1, MAX_LATENT)
+        """Refuse a width whose widest layer would not fit in memory, before the networks are built.
+
+        ``width`` and ``latent`` on their own are bounded by their Params declarations.
+        """
         if hasattr(self.params, "width"):
-            check_int("width", self.params.width, 1, MAX_FEATURES)
             shape = self.spec.sample_shape
             widest = widest_layer(shape, self.params.width, getattr(self.params, "network", "dense"))
             if widest > MAX_FEATURES:

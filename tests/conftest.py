@@ -50,3 +50,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not beside the repository")
     return SHARED_DATA
+
+
+TINY_TRAINING = ("--epochs", "1", "--set", "width=4", "--set", "latent=4", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def series_model(tmp_path_factory) -> Path:
+    """A GANomaly trained one epoch on a two-channel sine series (window 8): a model for commands to fail on."""
+    from anomaly.cli import cli
+
+    tmp = tmp_path_factory.mktemp("series-model")
+    csv = write_series(tmp / "train.csv")
+    result = CliRunner().invoke(cli, ["train", "ganomaly", str(csv), "--out", str(tmp / "model"), "--window", "8", *TINY_TRAINING])
+    assert result.exit_code == 0, result.output
+    return tmp / "model"

@@ -59,19 +59,6 @@ def assert_one_error_line(done: subprocess.CompletedProcess[str], *fragments: st
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def series_model(tmp_path_factory) -> Path:
-    from click.testing import CliRunner
-
-    from anomaly.cli import cli
-
-    tmp = tmp_path_factory.mktemp("series-model")
-    csv = write_series(tmp / "train.csv")
-    result = CliRunner().invoke(cli, ["train", "ganomaly", str(csv), "--out", str(tmp / "model"), "--window", "8", *TINY])
-    assert result.exit_code == 0, result.output
-    return tmp / "model"
-
-
 def test_missing_folder(cli, tmp_path: Path) -> None:
     assert_clean_error(cli("train", "ganomaly", tmp_path / "nope", "--out", tmp_path / "m", *TINY), "no such file or folder")
 

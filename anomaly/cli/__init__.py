@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -33,11 +34,28 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="anomaly")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="More log output, TensorFlow's included (-vv for debug).")
 def cli(verbose: int) -> None:
     """GAN anomaly detection: train on normal data, score, evaluate, stream."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _quiet_tensorflow(verbose)
+
+
+def _quiet_tensorflow(verbose: int) -> None:
+    """Silence TensorFlow's C++ and Python logs unless -v: runs before any command imports TensorFlow.
+
+    Its start-up lines (CPU features, oneDNN, absl) and retracing warnings would bury the one line
+    that matters; TF_CPP_MIN_LOG_LEVEL is only read when TensorFlow loads, so it must be set first.
+    """
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    for name in ("tensorflow", "absl", "keras"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|absl)(\.|$)")
 
 
 def _register_commands() -> None:
@@ -51,7 +69,6 @@ _register_commands()
 
 
 def main() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     cli(prog_name="anomaly")
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from anomaly.errors import AnomalyError
-from anomaly.inputs import POOLS
+from anomaly.cli.config import config_option, recorded
+from anomaly.errors import AnomalyError, DataError
+from anomaly.inputs import POOLS, finite
 
 out = Console()
 err = Console(stderr=True)
@@ -22,7 +26,7 @@ err = Console(stderr=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_command(as_json: bool) -> None:
     """List detector plugins: where each came from and what input it accepts."""
-    from anomaly.params import describe_params
+    from anomaly.params import describe_params, option_line
     from anomaly.plugins import registry
 
     reg = registry()
@@ -41,11 +45,13 @@ def plugins_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"detectors": rows, "broken": reg.broken}, indent=2))
         return
-    table = Table("detector", "from", "inputs", "components", "description")
+    # Plain lines, not a table: a table squeezed into a narrow (or piped, 80-column) terminal wraps mid-word.
     for row in rows:
-        table.add_row(row["name"], f"{row['distribution']} {row['version']}", ", ".join(row["inputs"]),
-                      ", ".join(row["components"]), row["description"])
-    out.print(table)
+        click.echo(f"{row['name']}  ({row['distribution']} {row['version']})  {row['description']}")
+        click.echo(f"  inputs: {', '.join(row['inputs'])};  components: {', '.join(row['components'])}")
+        click.echo("  options (--set KEY=VALUE):")
+        for entry in row["options"]:
+            click.echo(f"    {option_line(entry)}")
     for name, reason in sorted(reg.broken.items()):
         err.print(f"[red]broken plugin {name}[/red]: {reason}", highlight=False)
 
@@ -84,45 +90,85 @@ def _split_test(data, fraction: float, seed: int | None):
     return normal.subset(keep)
 
 
+def _check_out(out_dir: Path, force: bool) -> None:
+    """Refuse an --out that training could not, or should not silently, write to — before training starts."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AnomalyError(f"--out {out_dir}: is a file, not a model folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / "manifest.json").is_file():
+            raise AnomalyError(f"--out {out_dir}: a folder that is not empty and holds no model; choose another")
+        if not force:
+            raise AnomalyError(f"--out {out_dir}: already holds a model; pass --force to replace it")
+
+
+def _save(model, out_dir: Path) -> None:
+    """Write the model beside ``out_dir`` and swap it in: a failed save leaves the old model (or nothing)."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 @click.command("train")
+@config_option
 @click.argument("detector")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Model folder to write.")
-@click.option("--epochs", type=click.IntRange(1), default=15, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Model folder to write (refused if it holds a model, unless --force).")
+@click.option("--force", is_flag=True, help="Replace the model already in --out.")
+@click.option("--epochs", type=click.IntRange(1), default=15, show_default=True, help="Passes over the training data.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Samples per training step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes training and scores repeatable.")
 @click.option("--image-size", type=int, default=32, show_default=True, help="Square network input (16, 32, 64, ...).")
 @click.option("--tile/--no-tile", default=True, show_default=True,
               help="Cut tiles of --image-size (small defects survive) instead of resizing the whole image.")
 @click.option("--scale", type=click.IntRange(0), default=128, show_default=True,
               help="Resize the image's short side to this before tiling (0 = keep the original size).")
-@click.option("--stride", type=click.IntRange(1), default=None, help="Tile stride (images) or window stride (series).")
+@click.option("--stride", type=click.IntRange(1), default=None,
+              help="Step between consecutive training windows of a series (default 1), or between image tiles "
+                   "(default half a tile; kept in the model and used when scoring).")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
               help="Per-image intensity standardisation (lighting changes are not defects).")
 @click.option("--pool", type=click.Choice(POOLS), default="max", show_default=True,
               help="Tile scores to image score: the max, the mean of the --top-k highest, or contrast "
                    "(that mean less the image's median tile).")
-@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True,
+              help="Tiles averaged by --pool topk and contrast.")
 @click.option("--window", type=int, default=32, show_default=True, help="Series window length in steps.")
-@click.option("--normal-class", default="good", show_default=True, help="Normal sub-folder of a labelled image folder.")
+@click.option("--normal-class", default="good", show_default=True,
+              help="Normal sub-folder of a labelled image folder (must exist when the folder has class folders).")
 @click.option("--test-fraction", type=float, default=0.3, show_default=True,
               help="Share of a labelled folder's normal images kept out of training for evaluation.")
 @click.option("--split", default="train", show_default=True, help="Array of an NPZ file to train on.")
 @click.option("--holdout", type=float, default=0.2, show_default=True, help="Share of training data held out for calibration.")
 @click.option("--patience", type=int, default=5, show_default=True, help="Early stopping on held-out normal loss (0 = off).")
-@click.option("--threshold-percentile", type=float, default=99.0, show_default=True)
-@click.option("--target-fpr", type=float, default=None, help="Set the threshold for this false-positive rate instead.")
+@click.option("--threshold-percentile", type=click.FloatRange(0, 100), default=99.0, show_default=True,
+              help="Threshold at this percentile of held-out normal scores.")
+@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Set the threshold for this false-positive rate instead.")
 @click.option("--calibration-anomalies", type=click.Path(path_type=Path), default=None,
               help="Labelled anomalies: set the F1-optimal threshold.")
-@click.option("--set", "options", multiple=True, metavar="KEY=VALUE", help="Detector option (see `anomaly plugins --json`).")
+@click.option("--set", "options", multiple=True, metavar="KEY=VALUE", help="Detector option (see `anomaly plugins`).")
 @click.option("--register", "register_as", default=None, metavar="NAME", help="Store the model in the registry under NAME.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def train_command(detector: str, data: Path, out_dir: Path, epochs: int, batch_size: int, seed: int, image_size: int,
-                  tile: bool, scale: int | None, stride: int | None, standardize: bool, pool: str, top_k: int,
-                  window: int, normal_class: str, test_fraction: float, split: str, holdout: float, patience: int,
-                  threshold_percentile: float, target_fpr: float | None, calibration_anomalies: Path | None,
-                  options: tuple[str, ...], register_as: str | None, progress: bool) -> None:
-    """Train DETECTOR on the normal data in DATA (an image folder, or a CSV/NPZ series) and save it to --out."""
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON instead of a table.")
+@click.pass_context
+def train_command(ctx: click.Context, detector: str, data: Path, out_dir: Path, force: bool, epochs: int,
+                  batch_size: int, seed: int, image_size: int, tile: bool, scale: int | None, stride: int | None,
+                  standardize: bool, pool: str, top_k: int, window: int, normal_class: str, test_fraction: float,
+                  split: str, holdout: float, patience: int, threshold_percentile: float, target_fpr: float | None,
+                  calibration_anomalies: Path | None, options: tuple[str, ...], register_as: str | None,
+                  progress: bool, as_json: bool) -> None:
+    """Train DETECTOR on the normal data in DATA (an image folder, or a CSV/NPZ series) and save it to --out.
+
+    Everything is checked before training starts (options, data layout, --out), and a run whose
+    losses or scores stop being finite is refused, so no model folder is written that would mislead.
+    """
     from anomaly.data.images import ImageSet
     from anomaly.data.load import load_dataset, modality_of
     from anomaly.detector import FitSettings
@@ -130,12 +176,13 @@ def train_command(detector: str, data: Path, out_dir: Path, epochs: int, batch_s
     from anomaly.plugins import registry
 
     cls = registry().get(detector)
-    params = parse_params(cls.Params, options)
+    params = parse_params(cls.Params, options, cls.components)
     settings = FitSettings(epochs=epochs, batch_size=batch_size, seed=seed, holdout=holdout,
                            patience=patience or None,
                            calibration=_calibration(threshold_percentile, target_fpr, calibration_anomalies))
     spec = _spec(modality_of(data), image_size, tile, scale, stride, standardize, pool, top_k, window)
     model = cls(spec, params, settings)
+    _check_out(out_dir, force)
     dataset = load_dataset(data, split=split, normal_class=normal_class)
     if isinstance(dataset, ImageSet) and dataset.labels is not None:
         dataset = _split_test(dataset, test_fraction, seed)
@@ -146,17 +193,25 @@ def train_command(detector: str, data: Path, out_dir: Path, epochs: int, batch_s
     model.training["data"] = {"source": str(data.resolve()), "items": len(dataset)}
     if isinstance(dataset, ImageSet):
         model.training["data"]["trained_ids"] = list(dataset.ids)
-    model.save(out_dir)
-    _summary(cls.name, out_dir, model, report)
+    model.config = recorded(ctx)
+    _save(model, out_dir)
+    registered = None
     if register_as:
         from anomaly.store.registry import register_trained_model
 
         record = register_trained_model(register_as, out_dir, model.manifest(),
                                         data_summary={"source": str(data.resolve()), "items": len(dataset)})
-        err.print(f"registered {register_as} version {record.version} ({record.status})")
+        registered = {"name": register_as, "version": record.version, "status": record.status}
+    if as_json:
+        summary = {key: value for key, value in report.items() if key != "history"}
+        click.echo(json.dumps({"detector": cls.name, "model": str(out_dir), "threshold": model.threshold,
+                               "calibration": model.settings.calibration.method, "registered": registered,
+                               **summary}, indent=2))
+        return
+    _summary(cls.name, out_dir, model, report, registered)
 
 
-def _summary(name: str, out_dir: Path, model, report: dict) -> None:
+def _summary(name: str, out_dir: Path, model, report: dict, registered: dict[str, Any] | None) -> None:
     table = Table(title=f"trained {name}", show_header=False)
     table.add_row("model folder", str(out_dir))
     table.add_row("training items / samples", f"{report['train_items']} / {report['train_samples']}")
@@ -167,42 +222,92 @@ def _summary(name: str, out_dir: Path, model, report: dict) -> None:
     for key, value in report["metrics"].items():
         if key != "epoch":
             table.add_row(key, f"{value:.5g}")
-    err.print(table)
+    if registered:
+        table.add_row("registered", f"{registered['name']} version {registered['version']} ({registered['status']})")
+    out.print(table)
+
+
+def _score_line(result) -> tuple[str, bool]:
+    """One JSON line (never NaN or Infinity, which JSON lacks): a non-finite score is null, and so is its flag."""
+    row = result.to_json()
+    valid = finite(row["score"])
+    if not valid:
+        row["score"], row["is_anomaly"] = None, None
+    row["components"] = {name: value if finite(value) else None for name, value in row["components"].items()}
+    return json.dumps(row, allow_nan=False), valid
+
+
+def _check_inputs(model_dir: Path, data_path: Path) -> dict[str, Any]:
+    """The model folder's manifest and the input's existence, checked before TensorFlow or the model loads."""
+    from anomaly.detector import read_manifest
+
+    manifest = read_manifest(model_dir)
+    if not data_path.exists():
+        raise DataError(f"{data_path}: no such file or folder")
+    return manifest
+
+
+def _null_if_not_finite(value: Any) -> Any:
+    """A report with NaN (an AUROC over one class, say) as null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {key: _null_if_not_finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_null_if_not_finite(item) for item in value]
+    if isinstance(value, float) and not finite(value):
+        return None
+    return value
 
 
 @click.command("score")
 @click.argument("model_dir", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Array of an NPZ file to score.")
-@click.option("--normal-class", default="good", show_default=True)
-@click.option("--stride", type=click.IntRange(1), default=1, show_default=True, help="Series: score every N-th window.")
+@click.option("--normal-class", default="good", show_default=True,
+              help="Normal sub-folder, when INPUT is a labelled image folder.")
+@click.option("--stride", type=click.IntRange(1), default=None,
+              help="Step between consecutive scored windows of a series (default 1: every step); "
+                   "images are tiled with the stride the model was trained with.")
 @click.option("--maps", "maps_dir", type=click.Path(path_type=Path), default=None,
               help="Write anomaly-map pictures (image beside its heat overlay) to this folder.")
-def score_command(model_dir: Path, input_path: Path, split: str, normal_class: str, stride: int,
+def score_command(model_dir: Path, input_path: Path, split: str, normal_class: str, stride: int | None,
                   maps_dir: Path | None) -> None:
-    """Score INPUT (image, image folder or series file) with MODEL; prints one JSON line per item."""
+    """Score INPUT (image, image folder or series file) with MODEL; prints one JSON line per item (already JSON).
+
+    A score that is not a finite number is printed as null (is_anomaly null too) and the command
+    then fails: JSON has no NaN, and a NaN compared with the threshold would read as "normal".
+    """
     from anomaly.data.images import ImageSet
     from anomaly.data.load import load_dataset
     from anomaly.plugins import load_model
 
-    model = load_model(model_dir)
+    manifest = _check_inputs(model_dir, input_path)
+    if stride is not None and isinstance(manifest.get("input"), dict) and manifest["input"].get("modality") == "image":
+        raise AnomalyError("--stride applies to series; this model tiles images with the stride it was trained with")
     data = load_dataset(input_path, split=split, normal_class=normal_class, with_masks=maps_dir is not None)
+    model = load_model(model_dir)
     scores = model.score(data, maps=maps_dir is not None, stride=stride)
+    invalid = 0
     for result in scores:
-        sys.stdout.write(json.dumps(result.to_json()) + "\n")
+        line, valid = _score_line(result)
+        invalid += not valid
+        sys.stdout.write(line + "\n")
     if maps_dir is not None and isinstance(data, ImageSet) and scores.maps is not None:
         from anomaly.maps import write_pictures
 
         written = write_pictures(maps_dir, data, scores, model.map_scale or 1.0)
         err.print(f"wrote {len(written)} anomaly-map pictures to {maps_dir}")
+    if invalid:
+        raise AnomalyError(f"{invalid} of {len(scores)} item(s) got no finite score (printed as null): "
+                           "the model's networks give NaN or infinity on this input; retrain the model")
 
 
 @click.command("evaluate")
+@config_option
 @click.argument("model_dir", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Array of an NPZ file to evaluate on.")
-@click.option("--normal-class", default="good", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--normal-class", default="good", show_default=True, help="Normal sub-folder of a labelled image folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 def evaluate_command(model_dir: Path, data_path: Path, split: str, normal_class: str, as_json: bool) -> None:
     """Evaluate MODEL on labelled DATA: AUROC, AUPRC, F1 at the threshold and best F1.
 
@@ -210,9 +315,10 @@ def evaluate_command(model_dir: Path, data_path: Path, split: str, normal_class:
     """
     from anomaly.evaluation import evaluate
 
+    _check_inputs(model_dir, data_path)
     report = evaluate(model_dir, data_path, split=split, normal_class=normal_class)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps(_null_if_not_finite(report), indent=2, allow_nan=False))
         return
     table = Table("subset", "normal", "anomalous", "AUROC", "AUPRC", "F1@threshold", "best F1",
                   title=f"{report['detector']} on {data_path}")

@@ -50,7 +50,8 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
 @click.option("--decoder", "decoder_args", multiple=True, help="Decoder NAME, or TOPIC=NAME (default by the model's input).")
 @click.option("--source", "sources", multiple=True, help="Accept only these sources (repeat); others are dead-lettered.")
 @click.option("--max-batch", type=click.IntRange(1), default=2000, show_default=True, help="Most messages per batch.")
-@click.option("--max-poll-interval-ms", type=click.IntRange(10_000), default=300_000, show_default=True)
+@click.option("--max-poll-interval-ms", type=click.IntRange(10_000), default=300_000, show_default=True,
+              help="Kafka max_poll_interval_ms; batches are sized to score in a fifth of it.")
 @click.option("--model-check-interval", type=click.FloatRange(0.1), default=5.0, show_default=True,
               help="Seconds between registry checks for a newly active version.")
 @click.option("--max-messages", type=click.IntRange(1), default=None, help="Stop after this many messages.")
@@ -59,7 +60,8 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
 @click.option("--health-timeout", type=click.FloatRange(1), default=30.0, show_default=True,
               help="Seconds the broker may go unheard, fetches bring nothing while messages wait, or produces "
                    "fail, before /healthz answers 503.")
-@click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True)
+@click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
+              help="Log lines on stderr: JSON records or text for people.")
 def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_servers: str | None, group: str,
                   instance_id: str | None, metrics_port: int, alerts_topic: str, no_alerts: bool, decoder_args: tuple[str, ...],
                   sources: tuple[str, ...], max_batch: int, max_poll_interval_ms: int, model_check_interval: float,
@@ -113,7 +115,7 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
 
 @click.command("produce")
 @click.argument("data", required=False, type=click.Path(path_type=Path))
-@click.option("--topic", required=True)
+@click.option("--topic", required=True, help="Topic to produce to.")
 @click.option("--digits", "use_digits", is_flag=True, help="Send scikit-learn's bundled digits instead of DATA.")
 @click.option("--bootstrap-servers", default=None, help="As for serve.")
 @click.option("--split", default="test", show_default=True, help="Array of an NPZ series file to send.")
@@ -155,10 +157,12 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
 @click.command("stream-demo")
 @click.option("--bootstrap-servers", default=None, help="As for serve.")
 @click.option("--model", "name", default="digits", show_default=True, help="Registry name of the demo model.")
-@click.option("--normal-digit", type=click.IntRange(0, 9), default=0, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/stream-demo"), show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--normal-digit", type=click.IntRange(0, 9), default=0, show_default=True,
+              help="The digit trained on as normal; the others are the anomalies.")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True, help="Training epochs.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/stream-demo"), show_default=True,
+              help="Model folder to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes training repeatable.")
 def stream_demo_command(bootstrap_servers: str | None, name: str, normal_digit: int, epochs: int, out_dir: Path,
                         seed: int) -> None:
     """The full pipeline on bundled digits: train (or reuse) and register, stream through Kafka, serve, report."""

@@ -119,10 +119,31 @@ def is_labelled(root: Path, normal_class: str) -> bool:
     return (root / normal_class).is_dir()
 
 
-def load_images(root: Path, normal_class: str = "good", with_masks: bool = False) -> ImageSet:
+DEFAULT_NORMAL_CLASS = "good"
+
+
+def _check_layout(root: Path, normal_class: str) -> None:
+    """Refuse a folder whose normal class is missing, instead of training on every image, defects included.
+
+    A folder holding images in two or more sub-folders looks labelled (one folder per class), so it
+    needs its normal class; so does any folder when a class other than the default was asked for.
+    A plain folder of normal images (images at its top, or all in one sub-folder) needs none.
+    """
+    if is_labelled(root, normal_class):
+        return
+    with_images = [folder.name for folder in class_folders(root) if _image_files(folder)]
+    if normal_class != DEFAULT_NORMAL_CLASS:
+        raise DataError(f"{root}: no class folder {normal_class!r} (sub-folders found: {', '.join(with_images) or 'none'})")
+    if len(with_images) >= 2:
+        raise DataError(f"{root}: looks labelled but has no {normal_class!r} folder; name the normal class with "
+                        f"--normal-class (sub-folders found: {', '.join(with_images)}), or point at the normal folder itself")
+
+
+def load_images(root: Path, normal_class: str = DEFAULT_NORMAL_CLASS, with_masks: bool = False) -> ImageSet:
     """Load a plain folder (every image normal, no labels) or a labelled one (normal class + defects)."""
     root = Path(root)
     _check_folder(root)
+    _check_layout(root, normal_class)
     if not is_labelled(root, normal_class):
         pairs = _image_files(root)
         if not pairs:

@@ -8,6 +8,7 @@ parent folder of the CSV. A time step is one row; windows are cut by the detecto
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +93,21 @@ def _read_csv(path: Path) -> SeriesSet:
     values = frame[channels].to_numpy(dtype=np.float32)
     check_finite(values, str(path))
     ids = frame[time_col].astype(str).tolist() if time_col else [str(i) for i in range(len(frame))]
-    labels = frame[label_col].to_numpy().astype(np.int8) if label_col else _nab_labels(path, frame, time_col)
+    labels = _label_column(path, frame[label_col]) if label_col else _nab_labels(path, frame, time_col)
     return SeriesSet(values=values, ids=ids, labels=labels, name=path.stem)
+
+
+def _label_column(path: Path, column: pd.Series) -> np.ndarray:
+    """Per-step labels from a CSV column of 0 and 1 (or true/false): anything else is refused, not cast."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.to_numpy().astype(np.int8)
+    numeric = pd.to_numeric(column, errors="coerce")
+    bad = ~numeric.isin((0, 1))
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path}: column {column.name!r} must hold 0 (normal) or 1 (anomalous); "
+                        f"row {first} holds {column.iloc[first]!r}")
+    return numeric.to_numpy().astype(np.int8)
 
 
 def _nab_labels(path: Path, frame: pd.DataFrame, time_col: str | None) -> np.ndarray | None:
@@ -116,6 +130,8 @@ def _nab_labels(path: Path, frame: pd.DataFrame, time_col: str | None) -> np.nda
 
 
 def _read_npz(path: Path, split: str) -> SeriesSet:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not an NPZ file (an NPZ is a zip archive of .npy arrays, as numpy.savez writes)")
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

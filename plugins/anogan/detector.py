@@ -9,13 +9,12 @@ trained alongside the GAN gives the search its starting point, so far fewer step
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.errors import AnomalyError
-from anomaly.inputs import check_int
-from anomaly.keras_detector import KerasDetector, require_tensorflow
+from anomaly.keras_detector import GANParams, KerasDetector, require_tensorflow
+from anomaly.params import option
 
 # Scoring runs this many optimisation steps per batch: 20x the default still scores, while a
 # hand-edited manifest's billion would hang the first batch (and a scorer's warm-up) for good.
@@ -23,17 +22,11 @@ MAX_SEARCH_STEPS = 1000
 
 
 @dataclass
-class AnoGANParams:
-    latent: int = 64
-    width: int | None = None
-    network: str = "dense"
-    lr: float = 2e-4
-    beta1: float = 0.5
-    lam: float = 0.1
-    search_steps: int = 50
-    search_lr: float = 0.05
-    encoder_init: bool = True
-    score_weights: dict[str, float] = field(default_factory=dict)
+class AnoGANParams(GANParams):
+    lam: float = option(0.1, low=0, high=1, help="λ: share of the discrimination error in search and score")
+    search_steps: int = option(50, low=1, high=MAX_SEARCH_STEPS, help="latent-search steps per scored batch")
+    search_lr: float = option(0.05, above=0, high=10, help="learning rate of the latent search")
+    encoder_init: bool = option(True, help="start the search from a trained encoder's code (f-AnoGAN)")
 
 
 class AnoGAN(KerasDetector):
@@ -45,9 +38,6 @@ class AnoGAN(KerasDetector):
 
     def __init__(self, spec, params=None, settings=None) -> None:
         super().__init__(spec, params, settings)
-        if not 0 <= self.params.lam <= 1:
-            raise AnomalyError(f"lam must be between 0 and 1 (got {self.params.lam})")
-        check_int("search_steps", self.params.search_steps, 1, MAX_SEARCH_STEPS)
         self.default_weights = {"reconstruction": 1.0 - self.params.lam, "discriminator": self.params.lam}
 
     def build(self) -> None:

@@ -7,24 +7,25 @@ features differ from their reconstruction's (``discriminator``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.keras_detector import KerasDetector, require_tensorflow
+from anomaly.keras_detector import (
+    MAX_LATENT,
+    GANParams,
+    KerasDetector,
+    require_tensorflow,
+)
+from anomaly.params import option
 
 
 @dataclass
-class GANomalyParams:
-    latent: int = 100
-    width: int | None = None
-    network: str = "dense"
-    lr: float = 2e-4
-    beta1: float = 0.5
-    w_adv: float = 1.0
-    w_con: float = 50.0
-    w_enc: float = 1.0
-    score_weights: dict[str, float] = field(default_factory=dict)
+class GANomalyParams(GANParams):
+    latent: int = option(100, low=1, high=MAX_LATENT, help="size of the latent code z")
+    w_adv: float = option(1.0, low=0, help="weight of the adversarial (feature-matching) loss")
+    w_con: float = option(50.0, low=0, help="weight of the reconstruction loss")
+    w_enc: float = option(1.0, low=0, help="weight of the latent (encoder) loss")
 
 
 class GANomaly(KerasDetector):
