@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -62,11 +64,12 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
                    "fail, before /healthz answers 503.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
               help="Log lines on stderr: JSON records or text for people.")
+@click.option("--json", "as_json", is_flag=True, help="Print the closing summary as JSON.")
 def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_servers: str | None, group: str,
                   instance_id: str | None, metrics_port: int, alerts_topic: str, no_alerts: bool, decoder_args: tuple[str, ...],
                   sources: tuple[str, ...], max_batch: int, max_poll_interval_ms: int, model_check_interval: float,
                   max_messages: int | None, idle_timeout: float | None, no_payload: bool, health_timeout: float,
-                  log_format: str) -> None:
+                  log_format: str, as_json: bool) -> None:
     """Score every message of the TOPICs once into the store; dead-letter bad ones, alert on anomalies.
 
     Runs until SIGTERM/SIGINT (which finish the batch, commit and close), --max-messages or --idle-timeout.
@@ -109,8 +112,11 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
         raise AnomalyError(f"Kafka at {bootstrap}: {exc}") from None
     finally:
         server.shutdown()
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(summary)))
+        return
     click.echo(f"consumed {summary.consumed}, scored {summary.scored}, rejected {summary.rejected}, "
-               f"anomalies {summary.anomalies} in {summary.seconds:.1f}s", err=True)
+               f"anomalies {summary.anomalies} in {summary.seconds:.1f}s")
 
 
 @click.command("produce")
@@ -122,8 +128,9 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
 @click.option("--source", default=None, help="Source name (default: 'camera' for images, the file name for series).")
 @click.option("--rate", type=click.FloatRange(0.1), default=None, help="Messages per second (default: as fast as possible).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Send at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was sent as JSON.")
 def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_servers: str | None, split: str,
-                    source: str | None, rate: float | None, limit: int | None) -> None:
+                    source: str | None, rate: float | None, limit: int | None, as_json: bool) -> None:
     """Stream a dataset to TOPIC in serve's formats: images as PNG bytes, series as one JSON reading per message."""
     from itertools import islice
 
@@ -151,7 +158,7 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
             sent = send(producer, topic, islice(messages, limit), rate)
         finally:
             producer.close()
-    click.echo(f"sent {len(sent)} messages to {topic}")
+    click.echo(json.dumps({"topic": topic, "sent": len(sent)}) if as_json else f"sent {len(sent)} messages to {topic}")
 
 
 @click.command("stream-demo")
@@ -163,8 +170,9 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/stream-demo"), show_default=True,
               help="Model folder to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes training repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 def stream_demo_command(bootstrap_servers: str | None, name: str, normal_digit: int, epochs: int, out_dir: Path,
-                        seed: int) -> None:
+                        seed: int, as_json: bool) -> None:
     """The full pipeline on bundled digits: train (or reuse) and register, stream through Kafka, serve, report."""
     from anomaly.store import migrate
     from anomaly.store.config import database_url, hide_password
@@ -178,6 +186,12 @@ def stream_demo_command(bootstrap_servers: str | None, name: str, normal_digit: 
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     result = run_demo(bootstrap, get_engine(), name, out_dir, normal_digit, epochs, seed, say=console.print)
     m, run = result.metrics, result.run
+    if as_json:
+        click.echo(json.dumps({"model": {"name": result.model.name, "version": result.model.version},
+                               "trained": result.trained, "topic": result.topic, "produced": result.produced,
+                               "events": result.events, "rejected": result.rejected, "flagged": result.flagged,
+                               "metrics": m, "run": dataclasses.asdict(run)}, indent=2, default=float))
+        return
     table = Table(title=f"stream demo: digit {normal_digit} normal, every other digit anomalous", show_header=False)
     table.add_row("model", f"{result.model.name} v{result.model.version} ({'trained now' if result.trained else 'reused'})")
     table.add_row("store", hide_password(database_url()))
