@@ -36,6 +36,9 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
         data = data.subset(keep)
     want_maps = isinstance(data, ImageSet) and has_masks(data)
     scores = model.score(data, maps=want_maps, stride=1)
+    if not np.isfinite(scores.scores).all():
+        raise DataError(f"{model_dir}: {int((~np.isfinite(scores.scores)).sum())} of {len(scores)} item(s) got no "
+                        "finite score; the model's networks give NaN or infinity on this data: retrain the model")
     if isinstance(data, ImageSet):
         labels, kinds = data.labels, np.asarray(data.kinds)
     else:

@@ -149,6 +149,10 @@ def test_scores_that_are_not_finite_print_as_null_and_fail(tmp_path: Path, serie
     assert_one_error_line(done, "no finite score", "printed as null")
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert rows and all(row["score"] is None and row["is_anomaly"] is None for row in rows)
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("a,b,label\n" + "".join(f"{np.sin(i / 4)},{np.sin(i / 5)},{int(i % 40 == 0)}\n"
+                                                  for i in range(120)))
+    assert_trap(tmp_path, "evaluate", model, labelled, fragments=("no finite score", "retrain"))
 
 
 def test_inputs_are_checked_before_tensorflow_loads(tmp_path: Path, series_model: Path) -> None:
