@@ -113,9 +113,9 @@ def check_params(params: Any, components: tuple[str, ...] = ()) -> None:
             _check_weights(f.name, value, components)
             continue
         if meta.get("choices") and value not in meta["choices"]:
-            raise AnomalyError(f"option {f.name}={value!r}: choose one of {', '.join(meta['choices'])}")
+            raise AnomalyError(f"{f.name} must be one of {', '.join(meta['choices'])} (got {value!r})")
         if kind is int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
-            raise AnomalyError(f"option {f.name}={value!r}: must be an integer")
+            raise AnomalyError(f"{f.name} must be an integer, not {value!r}")
         if kind in (int, float) and not isinstance(value, bool) and isinstance(value, numbers.Real):
             _check_range(f.name, value, meta)
 
@@ -124,7 +124,7 @@ def _check_range(name: str, value: float, meta: typing.Mapping[str, Any]) -> Non
     low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
     if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high) or (
             above is not None and value <= above):
-        raise AnomalyError(f"option {name}={value!r}: must be {_range_text(meta)}")
+        raise AnomalyError(f"{name} must be {_range_text(meta)} (got {value!r})")
 
 
 def _range_text(meta: typing.Mapping[str, Any]) -> str:
@@ -167,7 +167,9 @@ def option_line(entry: dict[str, Any]) -> str:
     allowed = ("one of " + "|".join(entry["choices"])) if entry.get("choices") else _range_text(entry)
     allowed = "" if allowed == "a finite number" else f", {allowed}"
     default = entry["default"]
-    if isinstance(default, dict):
+    if isinstance(default, bool):
+        default = str(default).lower()
+    elif isinstance(default, dict):
         default = ",".join(f"{k}:{v:g}" for k, v in default.items()) or "detector default"
     return f"{entry['name']}={default}  ({entry['type']}{allowed})  {entry['help']}".rstrip()
 

@@ -38,12 +38,12 @@ def assert_trap(tmp_path: Path, *args: object, fragments: tuple[str, ...]) -> st
 @pytest.mark.parametrize(
     ("option", "fragments"),
     [
-        ("network=lstm", ("network='lstm'", "dense, conv")),
-        ("width=-4", ("width=-4", "from 1 to 1024")),
-        ("latent=0", ("latent=0", "from 1 to 1024")),
+        ("network=lstm", ("network must be one of dense, conv", "'lstm'")),
+        ("width=-4", ("width must be from 1 to 1024 (got -4)",)),
+        ("latent=0", ("latent must be from 1 to 1024 (got 0)",)),
         ("score_weights=latent", ("score_weights='latent'", "COMPONENT:WEIGHT")),
         ("score_weights=foo:1", ("unknown component(s) foo", "latent, reconstruction, discriminator")),
-        ("lr=-1", ("lr=-1.0", "> 0")),
+        ("lr=-1", ("lr must be > 0 and <= 1 (got -1.0)",)),
     ],
 )
 def test_bad_detector_options_are_refused_before_training(tmp_path: Path, option: str, fragments: tuple[str, ...]) -> None:
