@@ -11,9 +11,9 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.conftest import TINY_TRAINING as TINY
 from tests.conftest import write_images, write_series
 
-TINY = ("--epochs", "1", "--set", "width=4", "--set", "latent=4", "--no-progress")
 SECRET = "s3cret-Pw"
 
 

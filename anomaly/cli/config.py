@@ -28,14 +28,13 @@ def option_keys(command: click.Command) -> dict[str, str]:
     for param in command.params:
         if param.name in ("config", "help"):
             continue
-        keys[param.name] = param.name
-        for opt in param.opts:
-            if opt.startswith("--"):
-                name = opt[2:]
-                keys[name] = param.name
-                keys[name.replace("-", "_")] = param.name
         if isinstance(param, click.Argument):
             keys[param.human_readable_name.lower()] = param.name
+            keys[param.name] = param.name
+        for opt in param.opts:
+            if opt.startswith("--"):
+                keys[opt[2:]] = param.name
+                keys[opt[2:].replace("-", "_")] = param.name
     return keys
 
 
