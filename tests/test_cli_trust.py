@@ -243,3 +243,13 @@ def test_config_file_with_an_unknown_key_is_one_line(tmp_path: Path) -> None:
     config.write_text('detector = "ganomaly"\nepoch = 3\n')
     assert_trap(tmp_path, "train", "--config", config, "--out", tmp_path / "m", fragments=("unknown key 'epoch'",))
 
+
+
+def test_register_checks_the_database_before_training(tmp_path: Path) -> None:
+    csv = write_series(tmp_path / "s.csv")
+    before = sorted(tmp_path.rglob("*"))
+    done = run_anomaly("train", "ganomaly", csv, "--out", tmp_path / "m", "--window", "8", *TINY, "--register", "pumps",
+                       cwd=tmp_path, env={"ANOMALY_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"})
+    assert_one_error_line(done, "no anomaly schema yet", "anomaly db upgrade")
+    assert not (tmp_path / "m").exists()
+    assert [p for p in sorted(tmp_path.rglob("*")) if p.name != "fresh.db"] == before

@@ -183,6 +183,10 @@ def train_command(ctx: click.Context, detector: str, data: Path, out_dir: Path, 
     spec = _spec(modality_of(data), image_size, tile, scale, stride, standardize, pool, top_k, window)
     model = cls(spec, params, settings)
     _check_out(out_dir, force)
+    if register_as:
+        from anomaly.store.engine import get_engine
+
+        get_engine()  # the registry's database is reachable and migrated before training, not after
     dataset = load_dataset(data, split=split, normal_class=normal_class)
     if isinstance(dataset, ImageSet) and dataset.labels is not None:
         dataset = _split_test(dataset, test_fraction, seed)
