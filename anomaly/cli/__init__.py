@@ -6,11 +6,14 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
 from anomaly import __version__
 from anomaly.errors import AnomalyError
+
+CONFIG_META = "anomaly.config"
 
 
 def _masked(message: str) -> str:
@@ -22,19 +25,29 @@ def _masked(message: str) -> str:
 
 
 class _Group(click.Group):
-    """Turns every ``AnomalyError`` into a one-line message and exit status 2, never a traceback."""
+    """Turns every ``AnomalyError`` into a one-line message and exit status 2, never a traceback.
+
+    The global ``--config`` file is in use for the whole command, the masking of its error included.
+    """
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except AnomalyError as exc:
-            click.echo(f"Error: {_masked(str(exc))}", err=True)
-            ctx.exit(2)
+        from anomaly import settings
+
+        with settings.using(ctx.meta.get(CONFIG_META)):
+            try:
+                return super().invoke(ctx)
+            except AnomalyError as exc:
+                click.echo(f"Error: {_masked(str(exc))}", err=True)
+                ctx.exit(2)
 
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="anomaly")
 @click.option("-v", "--verbose", count=True, help="More log output, TensorFlow's included (-vv for debug).")
+@click.option("--config", type=click.Path(path_type=Path), default=None, expose_value=False,
+              callback=lambda ctx, _param, path: ctx.meta.__setitem__(CONFIG_META, path),
+              help="Service configuration file (database, Kafka, serve) [default: ANOMALY_CONFIG, else "
+                   "anomaly.toml here]. Not train's --config, which holds a run's options.")
 def cli(verbose: int) -> None:
     """GAN anomaly detection: train on normal data, score, evaluate, stream."""
     level = logging.WARNING - 10 * min(verbose, 2)
@@ -59,9 +72,9 @@ def _quiet_tensorflow(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from anomaly.cli import detectors, store, stream
+    from anomaly.cli import detectors, settings, store, stream
 
-    for command in detectors.COMMANDS + store.COMMANDS + stream.COMMANDS:
+    for command in detectors.COMMANDS + store.COMMANDS + stream.COMMANDS + settings.COMMANDS:
         cli.add_command(command)
 
 

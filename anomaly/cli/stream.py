@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -35,17 +36,30 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
     return {t: name for t, name in result.items() if name}
 
 
-@click.command("serve")
-@click.option("--topic", "topics", multiple=True, required=True, help="Topic to score (repeat for several).")
+class _ConfiguredCommand(click.Command):
+    """A command whose option defaults are its ``[serve]`` configuration, so flags override the file and env."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        from anomaly import settings
+
+        extra.setdefault("default_map", settings.load().settings.serve.model_dump())
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.command("serve", cls=_ConfiguredCommand)
+@click.option("--topic", "topics", multiple=True, required=True,
+              help="Topic to score (repeat for several) [or [serve] topics].")
 @click.option("--model", "models", multiple=True, required=True,
-              help="Registered model NAME serving every topic, or TOPIC=NAME for one topic; its active version is used.")
+              help="Registered model NAME serving every topic, or TOPIC=NAME for one topic; its active version is "
+                   "used [or [serve] models].")
 @click.option("--bootstrap-servers", default=None,
-              help="Kafka bootstrap servers [default: ANOMALY_KAFKA_BOOTSTRAP, [kafka] in anomaly.toml, 127.0.0.1:59092].")
-@click.option("--group", default="anomaly-serve", show_default=True, help="Consumer group id.")
+              help="Kafka bootstrap servers [default: [kafka] bootstrap_servers, 127.0.0.1:59092].")
+@click.option("--group", show_default=True, help="Consumer group id.")
 @click.option("--instance-id", default=None,
               help="Static group membership: a restarted scorer with the same id takes its partitions back at once "
                    "instead of waiting out the session timeout (45 s).")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9400, show_default=True,
+@click.option("--metrics-port", type=click.IntRange(0, 65535), show_default=True,
               help="HTTP port for /metrics and /healthz (0 picks a free port).")
 @click.option("--alerts-topic", default="anomaly.alerts", show_default=True, help="Topic for anomaly alerts.")
 @click.option("--no-alerts", is_flag=True, help="Do not produce alerts.")
@@ -58,8 +72,9 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
               help="Seconds between registry checks for a newly active version.")
 @click.option("--max-messages", type=click.IntRange(1), default=None, help="Stop after this many messages.")
 @click.option("--idle-timeout", type=click.FloatRange(0.1), default=None, help="Stop after this many idle seconds.")
-@click.option("--no-payload", is_flag=True, help="Do not store message payloads with the events.")
-@click.option("--health-timeout", type=click.FloatRange(1), default=30.0, show_default=True,
+@click.option("--payload/--no-payload", "store_payload", show_default=True,
+              help="Store message payloads with the events.")
+@click.option("--health-timeout", type=click.FloatRange(1), show_default=True,
               help="Seconds the broker may go unheard, fetches bring nothing while messages wait, or produces "
                    "fail, before /healthz answers 503.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
@@ -68,7 +83,7 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
 def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_servers: str | None, group: str,
                   instance_id: str | None, metrics_port: int, alerts_topic: str, no_alerts: bool, decoder_args: tuple[str, ...],
                   sources: tuple[str, ...], max_batch: int, max_poll_interval_ms: int, model_check_interval: float,
-                  max_messages: int | None, idle_timeout: float | None, no_payload: bool, health_timeout: float,
+                  max_messages: int | None, idle_timeout: float | None, store_payload: bool, health_timeout: float,
                   log_format: str, as_json: bool) -> None:
     """Score every message of the TOPICs once into the store; dead-letter bad ones, alert on anomalies.
 
@@ -93,7 +108,7 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
         instance_id=instance_id, client=client, decoders=decoders, alerts_topic=None if no_alerts else alerts_topic,
         sources=frozenset(sources) if sources else None, max_batch=max_batch,
         max_poll_interval_ms=max_poll_interval_ms, model_check_s=model_check_interval, max_messages=max_messages,
-        idle_timeout_s=idle_timeout, store_payload=not no_payload, health_timeout_s=health_timeout,
+        idle_timeout_s=idle_timeout, store_payload=store_payload, health_timeout_s=health_timeout,
     )
     try:
         scorer = StreamScorer(settings, get_engine())

@@ -1,8 +1,8 @@
 """Where the database is: one URL, found the same way by the app, the CLI and Alembic.
 
-Order: ``ANOMALY_DATABASE_URL``; else ``[database] url`` in the config file (``ANOMALY_CONFIG`` or
-``anomaly.toml`` in the working directory); else a SQLite file ``anomaly.db`` in the working
-directory. URLs are only ever shown through ``hide_password`` so secrets stay out of logs and errors.
+The URL is ``[database] url`` of the configuration (``anomaly.settings``: ``ANOMALY_DATABASE_URL`` or
+``ANOMALY_DATABASE_URL_FILE``, else the config file), by default a SQLite file ``anomaly.db`` in the
+working directory. URLs are only ever shown through ``hide_password`` so secrets stay out of logs and errors.
 
 ``postgres://`` (as Heroku and many hosts write it) and a bare ``postgresql://`` are read as
 ``postgresql+psycopg://``: psycopg 3 is the PostgreSQL driver installed with anomaly, while SQLAlchemy
@@ -11,21 +11,17 @@ knows no ``postgres`` dialect and, before 2.1, picks psycopg2 for a bare ``postg
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
-from pathlib import Path
 from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from anomaly import settings
 from anomaly.errors import AnomalyError
+from anomaly.settings import CONFIG_ENV, DEFAULT_URL  # noqa: F401  (where callers have always found them)
 
-URL_ENV = "ANOMALY_DATABASE_URL"
-CONFIG_ENV = "ANOMALY_CONFIG"
-CONFIG_FILE = "anomaly.toml"
-DEFAULT_URL = "sqlite:///anomaly.db"
+(URL_ENV, _) = settings.env_names("database.url")
 POSTGRES_DRIVER = "postgresql+psycopg"
 
 # For text SQLAlchemy cannot parse or would misread: the password runs from the user name's ':' to
@@ -111,44 +107,12 @@ def checked_url(url: str) -> str:
     return url
 
 
-def _config_file() -> Path | None:
-    explicit = os.environ.get(CONFIG_ENV)
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise AnomalyError(f"{CONFIG_ENV} names {path}, which is not a file")
-        return path
-    local = Path.cwd() / CONFIG_FILE
-    return local if local.is_file() else None
-
-
-def _url_from_file(path: Path) -> str | None:
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AnomalyError(f"cannot read config file {path}: {exc}") from None
-    url = config.get("database", {}).get("url")
-    if url is not None and not isinstance(url, str):
-        raise AnomalyError(f"{path}: [database] url must be a string")
-    return url
-
-
-def _configured_url() -> str:
-    url = os.environ.get(URL_ENV)
-    if not url:
-        path = _config_file()
-        url = _url_from_file(path) if path else None
-    return url or DEFAULT_URL
-
-
 def database_url() -> str:
     """The database URL to use now (read on every call so tests and the CLI can change it)."""
-    return checked_url(_configured_url())
+    return checked_url(settings.load().settings.database.url)
 
 
 def configured_secrets() -> set[str]:
     """The configured database URL's secrets, for a last scrub of any message; none if the config cannot be read."""
-    try:
-        return url_secrets(_configured_url())
-    except AnomalyError:
-        return set()
+    url = settings.raw_secrets().get("database.url")
+    return url_secrets(url) if url else set()

@@ -1,15 +1,14 @@
-"""Where Kafka is and how to authenticate: ``--bootstrap-servers``, the environment, or ``anomaly.toml``.
+"""Where Kafka is and how to authenticate: ``--bootstrap-servers``, else the ``[kafka]`` configuration.
 
-Security settings (TLS, SASL) live in the ``[kafka]`` table of the same config file as the database
-URL, never on the command line where they would show in ``ps``. Only the kafka-python client options
-listed in ``CLIENT_KEYS`` are passed through, so a typo is an error rather than silently ignored.
+Security settings (TLS, SASL) live in the ``[kafka]`` table of the configuration (``anomaly.settings``:
+the file or ``ANOMALY_KAFKA_...`` variables), never on the command line where they would show in
+``ps``. Only the kafka-python client options the settings model declares are passed through, so a
+typo is an error rather than silently ignored.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tomllib
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,41 +17,21 @@ from typing import Any
 from kafka.cluster import collect_hosts
 from kafka.errors import KafkaError
 
+from anomaly import settings
 from anomaly.errors import AnomalyError
-from anomaly.store.config import _config_file, scrub
+from anomaly.settings import DEFAULT_BOOTSTRAP  # noqa: F401  (where callers have always found it)
+from anomaly.store.config import scrub
 
-BOOTSTRAP_ENV = "ANOMALY_KAFKA_BOOTSTRAP"
-DEFAULT_BOOTSTRAP = "127.0.0.1:59092"  # scripts/kafka.sh's broker
-CLIENT_KEYS = frozenset({
-    "security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname",
-    "sasl_mechanism", "sasl_plain_username", "sasl_plain_password", "sasl_kerberos_service_name",
-    "client_id", "request_timeout_ms", "metadata_max_age_ms", "reconnect_backoff_max_ms", "bootstrap_timeout_ms",
-})
-SECRET_KEYS = frozenset({"ssl_password", "sasl_plain_password"})
+(BOOTSTRAP_ENV,) = settings.env_names("kafka.bootstrap_servers")
+SECRET_KEYS = frozenset(key.split(".", 1)[1] for key in settings.SECRET_KEYS if key.startswith("kafka."))
 
 
-def _file_settings() -> dict[str, Any]:
-    path = _config_file()
-    if path is None:
-        return {}
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("kafka", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AnomalyError(f"cannot read config file {path}: {exc}") from None
-    if not isinstance(table, dict):
-        raise AnomalyError(f"{path}: [kafka] must be a table")
-    return table
-
-
-def kafka_settings(bootstrap_servers: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The bootstrap address (argument, ``ANOMALY_KAFKA_BOOTSTRAP``, config file, local default) and client options."""
-    table = _file_settings()
-    unknown = sorted(set(table) - CLIENT_KEYS - {"bootstrap_servers"})
-    if unknown:
-        raise AnomalyError(f"[kafka] has unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CLIENT_KEYS))}")
-    bootstrap = bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or table.get("bootstrap_servers") or DEFAULT_BOOTSTRAP
+def kafka_settings(bootstrap_servers: str | None = None) -> tuple[str | list[str], dict[str, Any]]:
+    """The bootstrap address (argument, else the configuration) and the kafka-python client options set."""
+    kafka = settings.load().settings.kafka
+    bootstrap = bootstrap_servers or kafka.bootstrap_servers
     _check_bootstrap(bootstrap)
-    return bootstrap, {k: v for k, v in table.items() if k in CLIENT_KEYS}
+    return bootstrap, kafka.client()
 
 
 def _check_bootstrap(bootstrap: str | list[str]) -> None:
@@ -68,11 +47,7 @@ def _check_bootstrap(bootstrap: str | list[str]) -> None:
 
 def kafka_secrets() -> set[str]:
     """The configured TLS key and SASL passwords, for a last scrub of any message; none if the config cannot be read."""
-    try:
-        table = _file_settings()
-    except AnomalyError:
-        return set()
-    return {str(table[key]) for key in SECRET_KEYS if table.get(key)}
+    return {value for key, value in settings.raw_secrets().items() if key.startswith("kafka.")}
 
 
 class _LoggedErrors(logging.Handler):

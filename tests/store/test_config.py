@@ -54,13 +54,15 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_config_file_without_database_section_uses_default(tmp_path: Path) -> None:
-    (tmp_path / "anomaly.toml").write_text('[other]\nkey = 1\n')
+    (tmp_path / "anomaly.toml").write_text('[kafka]\nclient_id = "x"\n')
     assert database_url() == DEFAULT_URL
 
 
 @pytest.mark.parametrize(
     "content, message",
-    [("[database\nurl=", "cannot read config file"), ("[database]\nurl = 5\n", "must be a string")],
+    [("[database\nurl=", "cannot read config file"),
+     ("[database]\nurl = 5\n", "database.url: input should be a valid string"),
+     ("[other]\nkey = 1\n", "unknown setting other")],
 )
 def test_bad_config_file_is_a_user_error(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "anomaly.toml").write_text(content)
