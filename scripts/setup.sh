@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine: the Python package with its
-# dependencies, Debian's PostgreSQL server (store tests) and the Kafka broker's jars (stream
-# tests). Safe to run again: each step is skipped when its work is already done.
+# dependencies, Debian's PostgreSQL server (store tests), Debian's docker-compose (compose.yaml's
+# validation) and the Kafka broker's jars (stream tests). Safe to run again: each step is skipped
+# when its work is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,6 +14,14 @@ if ! [ -x /usr/lib/postgresql/15/bin/initdb ] && ! command -v initdb >/dev/null 
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q postgresql
+fi
+
+# tests/test_compose.py validates compose.yaml with its Compose Specification schema and `config`.
+if ! command -v docker-compose >/dev/null 2>&1; then
+    echo "installing docker-compose (Debian package, for validating compose.yaml)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends docker-compose
 fi
 
 if [ -f scripts/kafka.sh ]; then
