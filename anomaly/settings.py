@@ -138,6 +138,7 @@ class _EnvSource(PydanticBaseSettingsSource):
     """``ANOMALY_TABLE_NAME`` and ``..._FILE`` variables, by the names ``env_names`` gives."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: ``__call__`` reads every variable at once (pydantic-settings requires the method)."""
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -202,6 +203,7 @@ class Loaded:
     origins: dict[str, str]
 
     def origin(self, key: str) -> str:
+        """``default``, ``file PATH``, ``env NAME`` or ``env file NAME``: what an operator must edit to change it."""
         return self.origins.get(key, "default")
 
 
