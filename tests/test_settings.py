@@ -177,3 +177,15 @@ def test_the_reference_documents_every_key_and_variable_and_no_other() -> None:
             assert f"`{variable}`" in section, variable
     known = {name for key in settings.keys() for name in settings.env_names(key)} | {settings.CONFIG_ENV}
     assert set(re.findall(r"ANOMALY_[A-Z0-9_]+", reference)) <= known
+
+
+def test_serve_takes_its_topics_and_models_from_the_global_config_option(cli, tmp_path: Path) -> None:
+    from anomaly.store import migrate
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate.upgrade(url=url)
+    config = tmp_path / "elsewhere" / "prod.toml"
+    config.parent.mkdir()
+    config.write_text(f'[database]\nurl = "{url}"\n[serve]\ntopics = ["t"]\nmodels = ["from-config"]\nmetrics_port = 0\n')
+    result = cli("--config", str(config), "serve", "--log-format", "text")
+    assert result.exit_code == 2 and "no active version of model 'from-config'" in result.output
