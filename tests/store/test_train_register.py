@@ -16,9 +16,9 @@ def test_train_register_then_list(cli, db_url: str, tmp_path: Path, monkeypatch:
     monkeypatch.setenv("ANOMALY_DATABASE_URL", db_url)
     csv = write_series(tmp_path / "normal.csv")
     for run in ("v1", "v2"):
-        result = cli("train", "ganomaly", csv, "--out", tmp_path / run, "--register", "pump", *TINY)
+        result = cli("train", "ganomaly", csv, "--out", tmp_path / run, "--register", "pump", "--json", *TINY)
         assert result.exit_code == 0, result.output
-    assert "registered pump version 2 (candidate)" in result.output
+    assert json.loads(result.stdout)["registered"] == {"name": "pump", "version": 2, "status": "candidate"}
     listing = json.loads(cli("models", "--json").output)
     pump = sorted((m for m in listing if m["name"] == "pump"), key=lambda m: m["version"])
     assert [m["status"] for m in pump] == ["active", "candidate"]
