@@ -68,29 +68,46 @@ def db() -> None:
     """Create or migrate the database schema (Alembic)."""
 
 
+_JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def _revision_report(as_json: bool, revision: str | None, text: str) -> None:
+    """The database (password hidden), its revision and the head revision: one line, or JSON for scripts."""
+    url, head = hide_password(database_url()), migrate.head_revision()
+    if as_json:
+        click.echo(json.dumps({"database": url, "revision": revision, "head": head, "up_to_date": revision == head}))
+    else:
+        click.echo(f"{url}{text}")
+
+
 @db.command()
 @click.argument("revision", default="head")
-def upgrade(revision: str) -> None:
+@_JSON_OPTION
+def upgrade(revision: str, as_json: bool) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
     migrate.upgrade(revision)
-    click.echo(f"{hide_password(database_url())} is at revision {migrate.current()}")
+    now = migrate.current()
+    _revision_report(as_json, now, f" is at revision {now}")
 
 
 @db.command()
 @click.argument("revision")
-def downgrade(revision: str) -> None:
+@_JSON_OPTION
+def downgrade(revision: str, as_json: bool) -> None:
     """Migrate the database down to REVISION (`base` removes every table)."""
     migrate.downgrade(revision)
-    click.echo(f"{hide_password(database_url())} is at revision {migrate.current() or 'base'}")
+    now = migrate.current()
+    _revision_report(as_json, now, f" is at revision {now or 'base'}")
 
 
 @db.command()
-def current() -> None:
+@_JSON_OPTION
+def current(as_json: bool) -> None:
     """Show the database's revision and whether it is up to date."""
     revision = migrate.current()
     head = migrate.head_revision()
     state = "up to date" if revision == head else f"behind {head}: run `anomaly db upgrade`"
-    click.echo(f"{hide_password(database_url())}: {revision or 'no schema'} ({state})")
+    _revision_report(as_json, revision, f": {revision or 'no schema'} ({state})")
 
 
 _MODEL_COLUMNS = {

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from anomaly.cli import cli
-from anomaly.store.config import URL_ENV
+from anomaly.store.config import URL_ENV, hide_password
 from anomaly.store.migrate import head_revision
 from anomaly.store.queries import insert_events, recent_events
 from anomaly.store.registry import active_model
@@ -95,6 +95,9 @@ def test_db_commands(blank_url: str) -> None:
 
     downgraded = _run(blank_url, "db", "downgrade", "base")
     assert downgraded.exit_code == 0 and "at revision base" in downgraded.output
+    assert json.loads(_run(blank_url, "db", "current", "--json").output) == {
+        "database": hide_password(blank_url), "revision": None, "head": head_revision(), "up_to_date": False}
+    assert json.loads(_run(blank_url, "db", "upgrade", "--json").output)["up_to_date"] is True
 
 
 def test_commands_refuse_a_database_without_schema(blank_url: str) -> None:
