@@ -131,7 +131,9 @@ class Detector(ABC):
 
     def __init__(self, spec: Spec, params: Any = None, settings: FitSettings | None = None) -> None:
         if spec.modality not in self.modalities:
-            raise DataError(f"detector {self.name!r} does not accept {spec.modality} input (accepts {', '.join(self.modalities)})")
+            raise DataError(
+                f"detector {self.name!r} does not accept {spec.modality} input (accepts {', '.join(self.modalities)})"
+            )
         self.spec = spec
         self.params = params if params is not None else self.Params()
         check_params(self.params, self.components)
@@ -183,8 +185,14 @@ class Detector(ABC):
 
     # ---- the contract users call ---------------------------------------------------------------
 
-    def fit(self, train: Dataset, validation: Dataset | None = None, *, anomalies: Dataset | None = None,
-            progress: bool = False) -> dict[str, Any]:
+    def fit(
+        self,
+        train: Dataset,
+        validation: Dataset | None = None,
+        *,
+        anomalies: Dataset | None = None,
+        progress: bool = False,
+    ) -> dict[str, Any]:
         """Learn from normal data only; calibrate normalisation and threshold on held-out normal data."""
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
@@ -238,8 +246,12 @@ class Detector(ABC):
         if raw_windows.ndim != 3 or raw_windows.shape[1:] != (spec.window, spec.channels):
             raise DataError(f"expected windows shaped (N, {spec.window}, {spec.channels}), got {raw_windows.shape}")
         components, _ = self._components(standardise(spec, raw_windows), want_maps=False)
-        return Scores(ids=[str(i) for i in range(len(raw_windows))], scores=self.normaliser.combine(components),
-                      components=components, threshold=self.threshold)
+        return Scores(
+            ids=[str(i) for i in range(len(raw_windows))],
+            scores=self.normaliser.combine(components),
+            components=components,
+            threshold=self.threshold,
+        )
 
     def _require_fitted(self) -> None:
         if self.normaliser is None or self.threshold is None:
@@ -261,8 +273,9 @@ class Detector(ABC):
         else:
             steps, ids = None, list(data.ids)
         item_maps = stitch_maps(self.spec, raw_maps, samples) if raw_maps is not None else None
-        return Scores(ids=ids, scores=item_scores, components=item_components, threshold=threshold,
-                      maps=item_maps, steps=steps)
+        return Scores(
+            ids=ids, scores=item_scores, components=item_components, threshold=threshold, maps=item_maps, steps=steps
+        )
 
     def save(self, directory: Path | str) -> Path:
         if self.threshold is None:
@@ -319,8 +332,9 @@ class Detector(ABC):
         known = {f.name for f in dataclasses.fields(cls.Params)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ArtifactError(f"params {', '.join(unknown)} are not {cls.name} parameters "
-                                f"(it takes {', '.join(sorted(known))})")
+            raise ArtifactError(
+                f"params {', '.join(unknown)} are not {cls.name} parameters (it takes {', '.join(sorted(known))})"
+            )
         for key, value in values.items():
             if not _fits(value, hints[key]):
                 kind = getattr(hints[key], "__name__", hints[key])
@@ -428,8 +442,10 @@ class Detector(ABC):
         if anomalies is not None:
             anomalous = self._score(anomalies, maps=False, stride=None, threshold=np.inf).scores
         if not np.isfinite(combined).all():
-            raise TrainingDiverged("training diverged: held-out scores are not finite (NaN or infinity); "
-                                   "lower the learning rate (--set lr=...) or the loss weights, or check the data")
+            raise TrainingDiverged(
+                "training diverged: held-out scores are not finite (NaN or infinity); "
+                "lower the learning rate (--set lr=...) or the loss weights, or check the data"
+            )
         threshold = self.settings.calibration.threshold(combined, anomalous)
         if not finite(threshold):
             raise TrainingDiverged(f"training diverged: the calibrated threshold is {threshold!r}, not a finite number")
@@ -444,8 +460,10 @@ def _check_converging(epoch: int, logs: dict[str, float]) -> None:
     """Stop at the first epoch whose losses are not finite: training on cannot recover, and saving would mislead."""
     bad = sorted(key for key, value in logs.items() if not np.isfinite(value))
     if bad:
-        raise TrainingDiverged(f"training diverged at epoch {epoch}: {', '.join(bad)} not finite (NaN or infinity); "
-                               "lower the learning rate (--set lr=...) or the loss weights; nothing was saved")
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch}: {', '.join(bad)} not finite (NaN or infinity); "
+            "lower the learning rate (--set lr=...) or the loss weights; nothing was saved"
+        )
 
 
 def holdout_images(data: ImageSet, fraction: float, seed: int | None) -> tuple[ImageSet, ImageSet]:

@@ -37,8 +37,10 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
     want_maps = isinstance(data, ImageSet) and has_masks(data)
     scores = model.score(data, maps=want_maps, stride=1)
     if not np.isfinite(scores.scores).all():
-        raise DataError(f"{model_dir}: {int((~np.isfinite(scores.scores)).sum())} of {len(scores)} item(s) got no "
-                        "finite score; the model's networks give NaN or infinity on this data: retrain the model")
+        raise DataError(
+            f"{model_dir}: {int((~np.isfinite(scores.scores)).sum())} of {len(scores)} item(s) got no "
+            "finite score; the model's networks give NaN or infinity on this data: retrain the model"
+        )
     if isinstance(data, ImageSet):
         labels, kinds = data.labels, np.asarray(data.kinds)
     else:
@@ -65,7 +67,8 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
 def has_masks(data: ImageSet) -> bool:
     """Whether any anomalous image has a ground-truth mask, so pixel-level metrics can be computed."""
     return data.labels is not None and any(
-        mask is not None and label == 1 for mask, label in zip(data.masks, data.labels))
+        mask is not None and label == 1 for mask, label in zip(data.masks, data.labels)
+    )
 
 
 def pixel_results(spec: ImageSpec, data: ImageSet, maps: list[np.ndarray]) -> dict[str, dict[str, float]]:
@@ -98,5 +101,4 @@ def pixel_results(spec: ImageSpec, data: ImageSet, maps: list[np.ndarray]) -> di
     subsets = {"all": np.arange(len(kept))}
     for kind in sorted(set(kinds[labels == 1])):
         subsets[kind] = np.flatnonzero((labels == 0) | (kinds == kind))
-    return {name: ranking.metrics(members) for name, members in subsets.items()
-            if ranking.regions[members].sum() > 0}
+    return {name: ranking.metrics(members) for name, members in subsets.items() if ranking.regions[members].sum() > 0}

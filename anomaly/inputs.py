@@ -20,7 +20,6 @@ from anomaly.data.images import ImageSet
 from anomaly.data.series import SeriesSet, windows
 from anomaly.errors import DataError
 
-
 POOLS = ("max", "topk", "contrast")
 MODALITIES = ("image", "series")
 
@@ -74,8 +73,13 @@ class ImageSpec:
         if self.scale is not None:
             check_int("scale", self.scale, 1, MAX_SCALE)
         if self.stride is not None:
-            check_int("stride", self.stride, max(1, self.image_size // MIN_TILE_OVERLAP), MAX_SCALE,
-                     f" for tiles of {self.image_size} px")
+            check_int(
+                "stride",
+                self.stride,
+                max(1, self.image_size // MIN_TILE_OVERLAP),
+                MAX_SCALE,
+                f" for tiles of {self.image_size} px",
+            )
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -101,11 +105,15 @@ class SeriesSpec:
         check_int("stride", self.stride, 1, MAX_WINDOW)
         check_int("channels", self.channels, 0, MAX_SERIES_CHANNELS)
         if self.window * self.channels > MAX_SERIES_VALUES:
-            raise DataError(f"window x channels must be at most {MAX_SERIES_VALUES} "
-                            f"(got {self.window} x {self.channels})")
+            raise DataError(
+                f"window x channels must be at most {MAX_SERIES_VALUES} (got {self.window} x {self.channels})"
+            )
         for name, values in (("mean", self.mean), ("std", self.std)):
-            if not isinstance(values, (list, tuple)) or values and (
-                    len(values) != self.channels or not all(finite(v) for v in values)):
+            if (
+                not isinstance(values, (list, tuple))
+                or values
+                and (len(values) != self.channels or not all(finite(v) for v in values))
+            ):
                 raise DataError(f"{name} must be {self.channels} finite numbers, one per channel")
         if self.std and min(self.std) <= 0:
             raise DataError("std must be positive for every channel")
@@ -265,7 +273,9 @@ def _tiles(spec: ImageSpec, image: np.ndarray):
     size = spec.image_size
     shape = model_shape(spec, image.shape[:2])
     scaled = _normalise(spec, _resize(image, shape))
-    positions = [(y, x) for y in _starts(shape[0], size, spec.tile_stride) for x in _starts(shape[1], size, spec.tile_stride)]
+    positions = [
+        (y, x) for y in _starts(shape[0], size, spec.tile_stride) for x in _starts(shape[1], size, spec.tile_stride)
+    ]
     tiles = np.stack([scaled[y : y + size, x : x + size] for y, x in positions])
     return tiles, positions, shape
 

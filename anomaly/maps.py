@@ -25,8 +25,17 @@ _DPI = 100
 MASK_COLOUR = "#00e5ff"
 
 
-def save_picture(path: Path, image: np.ndarray, anomaly_map: np.ndarray, *, scale: float, score: float,
-                 threshold: float, mask: np.ndarray | None = None, title: str = "") -> Path:
+def save_picture(
+    path: Path,
+    image: np.ndarray,
+    anomaly_map: np.ndarray,
+    *,
+    scale: float,
+    score: float,
+    threshold: float,
+    mask: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
     """Write the image and its heat overlay side by side as a PNG of ``PICTURE_SIZE`` pixels.
 
     ``scale`` is the map value drawn as full heat: the model's own (a high percentile of held-out
@@ -52,8 +61,10 @@ def save_picture(path: Path, image: np.ndarray, anomaly_map: np.ndarray, *, scal
     bar = fig.colorbar(heat, ax=[left, right], fraction=0.04, pad=0.02)
     bar.set_label(f"map value (full heat = {scale:.3g})")
     verdict = "ANOMALOUS" if score > threshold else "normal"
-    fig.suptitle(f"{title}\nscore {score:.3f}  ·  threshold {threshold:.3f}  ·  {verdict}".lstrip(),
-                 color="#b00020" if score > threshold else "black")
+    fig.suptitle(
+        f"{title}\nscore {score:.3f}  ·  threshold {threshold:.3f}  ·  {verdict}".lstrip(),
+        color="#b00020" if score > threshold else "black",
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
@@ -67,6 +78,16 @@ def picture_name(item_id: str) -> str:
 def write_pictures(folder: Path, data: ImageSet, scores: Scores, scale: float) -> list[Path]:
     """One picture per scored image of ``data`` (``scores`` from ``Detector.score(..., maps=True)``)."""
     masks = data.masks or [None] * len(data)
-    return [save_picture(folder / picture_name(result.id), image, result.anomaly_map, scale=scale,
-                         score=result.score, threshold=result.threshold, mask=mask, title=result.id)
-            for image, mask, result in zip(data.images, masks, scores)]
+    return [
+        save_picture(
+            folder / picture_name(result.id),
+            image,
+            result.anomaly_map,
+            scale=scale,
+            score=result.score,
+            threshold=result.threshold,
+            mask=mask,
+            title=result.id,
+        )
+        for image, mask, result in zip(data.images, masks, scores)
+    ]

@@ -62,8 +62,9 @@ class PixelRanking:
         values, defect, weight, owner, regions = [], [], [], [], []
         for index, (anomaly_map, mask) in enumerate(zip(maps, masks)):
             if np.shape(anomaly_map) != np.shape(mask):
-                raise DataError(f"an anomaly map of shape {np.shape(anomaly_map)} does not match its mask "
-                                f"of shape {np.shape(mask)}")
+                raise DataError(
+                    f"an anomaly map of shape {np.shape(anomaly_map)} does not match its mask of shape {np.shape(mask)}"
+                )
             labelled, count = ndimage.label(np.asarray(mask, bool), _CONNECTIVITY)
             labelled = labelled.ravel()
             sizes = np.bincount(labelled, minlength=count + 1).astype(np.float64)

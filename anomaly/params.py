@@ -23,9 +23,16 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def option(default: Any = dataclasses.MISSING, *, help: str, choices: tuple[str, ...] | None = None,
-           low: float | None = None, high: float | None = None, above: float | None = None,
-           default_factory: Any = dataclasses.MISSING) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
     """A Params field with its help text and allowed values: ``low``/``high`` are inclusive, ``above`` exclusive."""
     metadata = {"help": help, "choices": choices, "low": low, "high": high, "above": above}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
@@ -51,12 +58,16 @@ def _weights(key: str, raw: str) -> dict[str, float]:
     for item in (part.strip() for part in raw.split(",")):
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
-            raise AnomalyError(f"option {key}={raw!r}: expected COMPONENT:WEIGHT[,COMPONENT:WEIGHT...], "
-                               f"e.g. {key}=latent:1,reconstruction:0.5")
+            raise AnomalyError(
+                f"option {key}={raw!r}: expected COMPONENT:WEIGHT[,COMPONENT:WEIGHT...], "
+                f"e.g. {key}=latent:1,reconstruction:0.5"
+            )
         try:
             weights[name.strip()] = float(value)
         except ValueError:
-            raise AnomalyError(f"option {key}={raw!r}: weight {value.strip()!r} of {name.strip()} is not a number") from None
+            raise AnomalyError(
+                f"option {key}={raw!r}: weight {value.strip()!r} of {name.strip()} is not a number"
+            ) from None
     return weights
 
 
@@ -78,7 +89,9 @@ def _convert(key: str, raw: str, hint: Any) -> Any:
         if kind is str:
             return raw
     except ValueError:
-        raise AnomalyError(f"option {key}={raw!r}: expected {'true or false' if kind is bool else 'a number' if kind is float else 'an integer'}") from None
+        raise AnomalyError(
+            f"option {key}={raw!r}: expected {'true or false' if kind is bool else 'a number' if kind is float else 'an integer'}"
+        ) from None
     raise AnomalyError(f"option {key} cannot be set from the command line")
 
 
@@ -122,8 +135,12 @@ def check_params(params: Any, components: tuple[str, ...] = ()) -> None:
 
 def _check_range(name: str, value: float, meta: typing.Mapping[str, Any]) -> None:
     low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
-    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high) or (
-            above is not None and value <= above):
+    if (
+        not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+        or (above is not None and value <= above)
+    ):
         raise AnomalyError(f"{name} must be {_range_text(meta)} (got {value!r})")
 
 
@@ -139,8 +156,9 @@ def _range_text(meta: typing.Mapping[str, Any]) -> str:
 def _check_weights(name: str, weights: dict[str, float], components: tuple[str, ...]) -> None:
     unknown = sorted(set(weights) - set(components)) if components else []
     if unknown:
-        raise AnomalyError(f"option {name}: unknown component(s) {', '.join(unknown)}; "
-                           f"this detector has {', '.join(components)}")
+        raise AnomalyError(
+            f"option {name}: unknown component(s) {', '.join(unknown)}; this detector has {', '.join(components)}"
+        )
     bad = {k: v for k, v in weights.items() if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)}
     if bad:
         raise AnomalyError(f"option {name}: weights must be finite and >= 0 (got {bad})")
@@ -153,8 +171,12 @@ def describe_params(params_cls: type) -> list[dict[str, Any]]:
     for f in dataclasses.fields(params_cls):
         kind = _kind(hints[f.name])[0]
         default = _default(f)
-        entry: dict[str, Any] = {"name": f.name, "type": _type_name(kind), "default": "auto" if default is None else default,
-                                 "help": f.metadata.get("help", "")}
+        entry: dict[str, Any] = {
+            "name": f.name,
+            "type": _type_name(kind),
+            "default": "auto" if default is None else default,
+            "help": f.metadata.get("help", ""),
+        }
         for key in ("choices", "low", "high", "above"):
             if f.metadata.get(key) is not None:
                 entry[key] = list(f.metadata[key]) if key == "choices" else f.metadata[key]

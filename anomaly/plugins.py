@@ -66,7 +66,9 @@ def _registrar(registry: Registry, plugin: str, dist: tuple[str, str]):
         if not (isinstance(cls, type) and issubclass(cls, Detector)) or not getattr(cls, "name", None):
             raise TypeError(f"registered {cls!r}, which is not a named Detector subclass")
         if cls.name in registry.detectors:
-            raise ValueError(f"detector name {cls.name!r} is already registered by {registry.detectors[cls.name].plugin}")
+            raise ValueError(
+                f"detector name {cls.name!r} is already registered by {registry.detectors[cls.name].plugin}"
+            )
         registry.detectors[cls.name] = DetectorInfo(cls, plugin, *dist)
 
     return register
@@ -94,9 +96,13 @@ def plugin_modules(broken: dict[str, str], extra_plugins: dict[str, object] | No
     return candidates
 
 
-def call_per_plugin(hook: str, candidates: list[Candidate], broken: dict[str, str],
-                    make_register: Callable[[str, tuple[str, str]], Callable[..., None]],
-                    on_failure: Callable[[str], None] | None = None) -> None:
+def call_per_plugin(
+    hook: str,
+    candidates: list[Candidate],
+    broken: dict[str, str],
+    make_register: Callable[[str, tuple[str, str]], Callable[..., None]],
+    on_failure: Callable[[str], None] | None = None,
+) -> None:
     """Call ``hook`` of each plugin on its own, so one plugin's failure is recorded and the rest still load."""
     manager = pluggy.PluginManager("anomaly")
     manager.add_hookspecs(hookspecs)
@@ -126,8 +132,9 @@ def build_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
             del registry.detectors[detector]
 
     candidates = plugin_modules(registry.broken, extra_plugins)
-    call_per_plugin("register_detectors", candidates, registry.broken,
-                    lambda name, dist: _registrar(registry, name, dist), forget)
+    call_per_plugin(
+        "register_detectors", candidates, registry.broken, lambda name, dist: _registrar(registry, name, dist), forget
+    )
     return registry
 
 

@@ -11,7 +11,6 @@ missing certificate file is one line naming the key and where it came from, befo
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, FilePath, PositiveInt, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -101,8 +101,7 @@ def env_names(key: str) -> tuple[str, ...]:
 
 def keys() -> list[str]:
     """Every configuration key, ``table.name``, in the order the reference lists them."""
-    return [f"{table}.{name}" for table, info in Settings.model_fields.items()
-            for name in info.annotation.model_fields]
+    return [f"{table}.{name}" for table, info in Settings.model_fields.items() for name in info.annotation.model_fields]
 
 
 def _env_values() -> dict[str, tuple[str, str]]:
@@ -155,10 +154,14 @@ class Settings(BaseSettings):
     serve: ServeConfig = ServeConfig()
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return _EnvSource(settings_cls), init_settings
 
 
@@ -208,8 +211,12 @@ class Loaded:
 
 
 def _flat(data: dict[str, Any]) -> dict[str, Any]:
-    return {f"{table}.{name}": value for table, values in data.items() if isinstance(values, dict)
-            for name, value in values.items()}
+    return {
+        f"{table}.{name}": value
+        for table, values in data.items()
+        if isinstance(values, dict)
+        for name, value in values.items()
+    }
 
 
 def _one_line(exc: ValidationError, path: Path | None, origins: dict[str, str]) -> str:

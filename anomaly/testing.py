@@ -118,7 +118,9 @@ class DetectorContract:
         whole, alone = fitted.score(data), fitted.score(part)
         np.testing.assert_allclose(alone.scores, whole.scores[: len(alone)], rtol=1e-4, atol=1e-5)
 
-    def test_save_load_gives_identical_scores(self, fitted: Detector, detector_cls, modality: str, tmp_path: Path) -> None:
+    def test_save_load_gives_identical_scores(
+        self, fitted: Detector, detector_cls, modality: str, tmp_path: Path
+    ) -> None:
         fitted.save(tmp_path / "model")
         loaded = detector_cls.load(tmp_path / "model")
         data = make_data(modality)

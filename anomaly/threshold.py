@@ -26,7 +26,9 @@ class Normaliser:
     def fit(cls, components: dict[str, np.ndarray], weights: dict[str, float]) -> Normaliser:
         unknown = set(weights) - set(components)
         if unknown:
-            raise AnomalyError(f"score weights name unknown component(s) {sorted(unknown)}; known: {sorted(components)}")
+            raise AnomalyError(
+                f"score weights name unknown component(s) {sorted(unknown)}; known: {sorted(components)}"
+            )
         mean = {k: float(np.mean(v)) for k, v in components.items()}
         std = {k: float(max(np.std(v), 1e-8)) for k, v in components.items()}
         return cls(mean=mean, std=std, weights=dict(weights))

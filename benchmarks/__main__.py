@@ -27,27 +27,54 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks import quality
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["quality", "speed", "defaults", "image-defaults", "render"],
-                        help="defaults: the development sweep behind the series defaults; "
-                             "image-defaults: the one behind the image defaults, on painted-on defects; "
-                             "render: rewrite the docs sections from the raw JSON already there, running nothing")
-    parser.add_argument("--config", choices=sorted(quality.CONFIGS), default="small",
-                        help="quality: problem sizes (smoke < 1 min, small = this CPU, full = a GPU or long run)")
+    parser.add_argument(
+        "suite",
+        choices=["quality", "speed", "defaults", "image-defaults", "render"],
+        help="defaults: the development sweep behind the series defaults; "
+        "image-defaults: the one behind the image defaults, on painted-on defects; "
+        "render: rewrite the docs sections from the raw JSON already there, running nothing",
+    )
+    parser.add_argument(
+        "--config",
+        choices=sorted(quality.CONFIGS),
+        default="small",
+        help="quality: problem sizes (smoke < 1 min, small = this CPU, full = a GPU or long run)",
+    )
     parser.add_argument("--seeds", type=int, help="quality: number of seeds (default: the config's)")
-    parser.add_argument("--datasets", nargs="+", choices=quality.FAMILIES, default=list(quality.FAMILIES),
-                        help="quality: dataset families to run")
-    parser.add_argument("--detectors", nargs="+", help="quality: detector and baseline names "
-                        "(default: ganomaly, anogan and every baseline)")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=quality.FAMILIES,
+        default=list(quality.FAMILIES),
+        help="quality: dataset families to run",
+    )
+    parser.add_argument(
+        "--detectors",
+        nargs="+",
+        help="quality: detector and baseline names (default: ganomaly, anogan and every baseline)",
+    )
     parser.add_argument("--epochs", type=int, help="quality: epochs for every dataset (default: the config's)")
-    parser.add_argument("--docs", type=Path, default=Path(os.environ.get("BENCHMARKS_DOCS", DOCS)),
-                        help="markdown file to write sections into; raw JSON goes to the folder of the same name")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path(os.environ.get("BENCHMARKS_DOCS", DOCS)),
+        help="markdown file to write sections into; raw JSON goes to the folder of the same name",
+    )
     args = parser.parse_args(argv)
     shown = ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)]
     command = shlex.join(shown)
     if args.suite == "quality":
         detectors = tuple(args.detectors) if args.detectors else (*quality.GAN_DETECTORS, *quality.BASELINES)
-        quality.run(quality.CONFIGS[args.config], seeds=args.seeds, families=tuple(args.datasets),
-                    detectors=detectors, epochs=args.epochs, docs=args.docs, command=command, log=_log)
+        quality.run(
+            quality.CONFIGS[args.config],
+            seeds=args.seeds,
+            families=tuple(args.datasets),
+            detectors=detectors,
+            epochs=args.epochs,
+            docs=args.docs,
+            command=command,
+            log=_log,
+        )
     elif args.suite == "speed":
         from benchmarks import speed
 

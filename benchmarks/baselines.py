@@ -21,7 +21,7 @@ import numpy as np
 
 from anomaly.detector import Detector
 from anomaly.errors import AnomalyError
-from anomaly.keras_detector import KerasDetector
+from anomaly.keras.detector import KerasDetector
 
 FULL_BATCH = 2**31 - 1
 
@@ -66,8 +66,11 @@ class IsolationForestBaseline(_SklearnBaseline):
     def train_step(self, x: np.ndarray) -> dict[str, float]:
         from sklearn.ensemble import IsolationForest
 
-        self.estimator = IsolationForest(n_estimators=self.params.trees, max_samples=min(self.params.max_samples, len(x)),
-                                         random_state=self.settings.seed).fit(self.flat(x))
+        self.estimator = IsolationForest(
+            n_estimators=self.params.trees,
+            max_samples=min(self.params.max_samples, len(x)),
+            random_state=self.settings.seed,
+        ).fit(self.flat(x))
         return {}
 
     def sample_components(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], None]:
@@ -116,14 +119,14 @@ class AutoencoderBaseline(KerasDetector):
     """
 
     name = "autoencoder"
-    description = "encoder+decoder from anomaly.networks (GANomaly's generator size), L1 loss, keras fit"
+    description = "encoder+decoder from anomaly.keras.networks (GANomaly's generator size), L1 loss, keras fit"
     components = ("reconstruction",)
     Params = AutoencoderParams
 
     def build(self) -> None:
         import keras
 
-        from anomaly.networks import decoder, encoder
+        from anomaly.keras.networks import decoder, encoder
 
         p = self.params
         shape = self.spec.sample_shape

@@ -39,16 +39,24 @@ def _sweep(log: Callable[[str], None]) -> list[dict]:
         task = datasets.npz_series(family, datasets.DATA / family / f"{name}.npz", window=32, train_stride=4)
         for width in WIDTHS:
             clock = time.perf_counter()
-            detector = cls(task.fresh_spec(), cls.Params(width=width),
-                           FitSettings(epochs=EPOCHS, seed=0, patience=PATIENCE))
+            detector = cls(
+                task.fresh_spec(), cls.Params(width=width), FitSettings(epochs=EPOCHS, seed=0, patience=PATIENCE)
+            )
             detector.fit(task.train)
             scores = detector.score(task.test, maps=False)
             labels = task.labels_for(scores.steps)
             aurocs = {k: float(roc_auc_score(labels, v)) for k, v in scores.components.items()}
             equal = Normaliser(detector.normaliser.mean, detector.normaliser.std, EQUAL).combine(scores.components)
             aurocs["all three, equal weights"] = float(roc_auc_score(labels, equal))
-            rows.append({"data": name, "width": width, "auroc": aurocs, "best_epoch": detector.training["best_epoch"],
-                         "seconds": round(time.perf_counter() - clock, 1)})
+            rows.append(
+                {
+                    "data": name,
+                    "width": width,
+                    "auroc": aurocs,
+                    "best_epoch": detector.training["best_epoch"],
+                    "seconds": round(time.perf_counter() - clock, 1),
+                }
+            )
             log(f"{name} width {width}: " + ", ".join(f"{k} {v:.3f}" for k, v in aurocs.items()))
     return rows
 
@@ -57,28 +65,36 @@ def run(docs, command: str, log: Callable[[str], None]) -> None:
     clock = time.perf_counter()
     rows = _sweep(log)
     columns = [*COMPONENTS, "all three, equal weights"]
-    body = [table(["data", "width", *columns, "best epoch"],
-                  [[r["data"], r["width"], *(f"{r['auroc'][c]:.3f}" for c in columns), r["best_epoch"]] for r in rows])]
-    means = [[width, *(f"{np.mean([r['auroc'][c] for r in rows if r['width'] == width]):.3f}" for c in columns)]
-             for width in WIDTHS]
-    text = "\n\n".join([
-        f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
-        __doc__.split("\n\n", 1)[1].strip(),
-        f"GANomaly, windows of 32 steps (training stride 4, every test step scored), up to {EPOCHS} epochs with "
-        f"early stopping (patience {PATIENCE}) on the held-out tail of the training series, seed 0. Test AUROC of "
-        "each raw component, and of the three standardised on held-out normal data and weighed equally (the "
-        "image default):",
-        *body,
-        "Mean over the four development sets:",
-        table(["width", *columns], means),
-        "What changed because of it: GANomaly scores series by `reconstruction` alone (weights latent 0, "
-        "reconstruction 1, discriminator 0; `--set score_weights=...` still overrides). The latent error, "
-        "GANomaly's own score, is unreliable on sensor windows: on machine-3-4 it is at chance at width 32 and "
-        "ranks anomalies below normal steps at width 16, and it drags the equal-weights score down with it. "
-        "Series networks stay at width 32, better on every component. Images moved to width 16: the speed suite shows width 32 "
-        "missing the 300 images/s target on this CPU and width 16 meeting it, and the quality suite's "
-        "magnetic_tile and digits figures were already measured at width 16.",
-    ])
+    body = [
+        table(
+            ["data", "width", *columns, "best epoch"],
+            [[r["data"], r["width"], *(f"{r['auroc'][c]:.3f}" for c in columns), r["best_epoch"]] for r in rows],
+        )
+    ]
+    means = [
+        [width, *(f"{np.mean([r['auroc'][c] for r in rows if r['width'] == width]):.3f}" for c in columns)]
+        for width in WIDTHS
+    ]
+    text = "\n\n".join(
+        [
+            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
+            __doc__.split("\n\n", 1)[1].strip(),
+            f"GANomaly, windows of 32 steps (training stride 4, every test step scored), up to {EPOCHS} epochs with "
+            f"early stopping (patience {PATIENCE}) on the held-out tail of the training series, seed 0. Test AUROC of "
+            "each raw component, and of the three standardised on held-out normal data and weighed equally (the "
+            "image default):",
+            *body,
+            "Mean over the four development sets:",
+            table(["width", *columns], means),
+            "What changed because of it: GANomaly scores series by `reconstruction` alone (weights latent 0, "
+            "reconstruction 1, discriminator 0; `--set score_weights=...` still overrides). The latent error, "
+            "GANomaly's own score, is unreliable on sensor windows: on machine-3-4 it is at chance at width 32 and "
+            "ranks anomalies below normal steps at width 16, and it drags the equal-weights score down with it. "
+            "Series networks stay at width 32, better on every component. Images moved to width 16: the speed suite shows width 32 "
+            "missing the 300 images/s target on this CPU and width 16 meeting it, and the quality suite's "
+            "magnetic_tile and digits figures were already measured at width 16.",
+        ]
+    )
     write_raw("defaults", {"command": command, "machine": describe_machine(), "rows": rows})
     write_section("Defaults", text, docs)
     log(text)

@@ -24,16 +24,33 @@ from benchmarks.report import machine, table, write_raw, write_section
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TILE = DATA / "magnetic_tile"
 SMD = DATA / "smd" / "machine-2-2.npz"
-TILE_INPUT = ["--normal-class", "MT_Free", "--tile", "--scale", "128", "--image-size", "32", "--standardize",
-              "--pool", "max"]
+TILE_INPUT = [
+    "--normal-class",
+    "MT_Free",
+    "--tile",
+    "--scale",
+    "128",
+    "--image-size",
+    "32",
+    "--standardize",
+    "--pool",
+    "max",
+]
 
 RUNS = {
-    "ganomaly-magnetic_tile": (["ganomaly", TILE, *TILE_INPUT, "--stride", "16", "--epochs", "4"], ["--normal-class", "MT_Free"]),
-    "anogan-magnetic_tile": (["anogan", TILE, *TILE_INPUT, "--stride", "32", "--epochs", "4",
-                              "--set", "search_steps=10"], ["--normal-class", "MT_Free"]),
+    "ganomaly-magnetic_tile": (
+        ["ganomaly", TILE, *TILE_INPUT, "--stride", "16", "--epochs", "4"],
+        ["--normal-class", "MT_Free"],
+    ),
+    "anogan-magnetic_tile": (
+        ["anogan", TILE, *TILE_INPUT, "--stride", "32", "--epochs", "4", "--set", "search_steps=10"],
+        ["--normal-class", "MT_Free"],
+    ),
     "ganomaly-smd-2-2": (["ganomaly", SMD, "--window", "32", "--stride", "4", "--epochs", "10"], []),
-    "anogan-smd-2-2": (["anogan", SMD, "--window", "32", "--stride", "4", "--epochs", "10",
-                        "--set", "search_steps=20"], []),
+    "anogan-smd-2-2": (
+        ["anogan", SMD, "--window", "32", "--stride", "4", "--epochs", "10", "--set", "search_steps=20"],
+        [],
+    ),
 }
 
 
@@ -73,16 +90,35 @@ def main() -> None:
                 "epochs_run": manifest["training"]["epochs_run"],
                 "results": report["results"],
             }
-            print(f"{name}: AUROC {report['results']['all']['auroc']:.3f} "
-                  f"(train {train_seconds:.0f} s, evaluate {eval_seconds:.0f} s)", flush=True)
+            print(
+                f"{name}: AUROC {report['results']['all']['auroc']:.3f} "
+                f"(train {train_seconds:.0f} s, evaluate {eval_seconds:.0f} s)",
+                flush=True,
+            )
     write_raw("detectors_cli", results)
     rows = []
     for name, r in results.items():
         m = r["results"]["all"]
-        rows.append([name, f"{m['auroc']:.3f}", f"{m['auprc']:.3f}", f"{m['f1']:.3f}", f"{m['best_f1']:.3f}",
-                     f"{m['normal']}/{m['anomalous']}", r["epochs_run"], r["train_seconds"], r["evaluate_seconds"]])
-    per_type = [[name, kind, f"{m['auroc']:.3f}"] for name, r in results.items() if "magnetic" in name
-                for kind, m in r["results"].items() if kind != "all"]
+        rows.append(
+            [
+                name,
+                f"{m['auroc']:.3f}",
+                f"{m['auprc']:.3f}",
+                f"{m['f1']:.3f}",
+                f"{m['best_f1']:.3f}",
+                f"{m['normal']}/{m['anomalous']}",
+                r["epochs_run"],
+                r["train_seconds"],
+                r["evaluate_seconds"],
+            ]
+        )
+    per_type = [
+        [name, kind, f"{m['auroc']:.3f}"]
+        for name, r in results.items()
+        if "magnetic" in name
+        for kind, m in r["results"].items()
+        if kind != "all"
+    ]
     commands = "\n".join(f"    {r['train_command']}\n    {r['evaluate_command']}" for r in results.values())
     body = f"""Command: `python -m benchmarks.detectors_cli` ({machine()}, CPU only, TensorFlow backend, seed 0).
 It runs these CLI commands (model folders in a temporary directory, shown as `runs/`):

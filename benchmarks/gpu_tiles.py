@@ -1,7 +1,7 @@
 """GANomaly on magnetic_tile tiles at GPU scale, trained with JAX: what width, epochs and scoring reach.
 
 The built-in detectors train with TensorFlow's autodiff, and the GPU machine this project is lent
-holds JAX, not TensorFlow. This exploration builds the same networks (``anomaly.networks``, Keras 3
+holds JAX, not TensorFlow. This exploration builds the same networks (``anomaly.keras.networks``, Keras 3
 layers, backend-agnostic) and the same tiles (``anomaly.inputs``) on the quality suite's split
 (``benchmarks.datasets.magnetic_tile``), trains GANomaly's losses with a jit-compiled JAX step, and
 scores each test image several ways. Every statistic is standardised on held-out normal tiles, never
@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from anomaly.detector import FitSettings, holdout_images  # noqa: E402
 from anomaly.inputs import ImageSpec, encode, pool  # noqa: E402
-from anomaly.networks import body, decoder, encoder, head  # noqa: E402
+from anomaly.keras.networks import body, decoder, encoder, head  # noqa: E402
 from benchmarks import datasets  # noqa: E402
 
 TILES = ImageSpec(image_size=32, tile=True, scale=128, stride=16, standardize=True, pool="topk")
@@ -58,15 +58,18 @@ class Ganomaly:
     feature maps at every scale; its latent code is the bottleneck.
     """
 
-    def __init__(self, shape: tuple[int, ...], width: int, latent: int = 100, lr: float = 2e-4,
-                 skip: bool = False) -> None:
+    def __init__(
+        self, shape: tuple[int, ...], width: int, latent: int = 100, lr: float = 2e-4, skip: bool = False
+    ) -> None:
         self.skip = skip
         if skip:
             self.nets = [skip_generator(shape, latent, width), encoder(shape, latent, width, "dense", "encoder2")]
         else:
-            self.nets = [encoder(shape, latent, width, "dense", "encoder"),
-                         decoder(shape, latent, width, "dense", False, "decoder"),
-                         encoder(shape, latent, width, "dense", "encoder2")]
+            self.nets = [
+                encoder(shape, latent, width, "dense", "encoder"),
+                decoder(shape, latent, width, "dense", False, "decoder"),
+                encoder(shape, latent, width, "dense", "encoder2"),
+            ]
         features = body(shape, width, "dense", "features")
         logit = head(features, 1, "discriminator")
         self.disc = keras.Model(features.input, [features.output, logit.output])
@@ -90,7 +93,7 @@ class Ganomaly:
     def _split(self, flat: list) -> list[list]:
         out, start = [], 0
         for size in self.sizes:
-            out.append(flat[start:start + size])
+            out.append(flat[start : start + size])
             start += size
         return out
 
@@ -110,8 +113,7 @@ class Ganomaly:
         z, fake, z_hat, g_ntv = self._generate(g_tv, g_ntv, x, True)
         (f_real, _), _ = self.disc.stateless_call(d_tv, d_ntv, x, training=True)
         (f_fake, _), _ = self.disc.stateless_call(d_tv, d_ntv, fake, training=True)
-        loss = (jnp.mean((f_real - f_fake) ** 2) + 50.0 * jnp.mean(jnp.abs(x - fake))
-                + jnp.mean((z - z_hat) ** 2))
+        loss = jnp.mean((f_real - f_fake) ** 2) + 50.0 * jnp.mean(jnp.abs(x - fake)) + jnp.mean((z - z_hat) ** 2)
         return loss, (g_ntv, fake)
 
     def _d_loss(self, d_tv, d_ntv, x, fake):
@@ -124,7 +126,8 @@ class Ganomaly:
         g_tv, g_ntv, d_tv, d_ntv, g_opt, d_opt = state
         (g_loss, (g_ntv, fake)), g_grads = jax.value_and_grad(self._g_loss, has_aux=True)(g_tv, g_ntv, d_tv, d_ntv, x)
         (d_loss, d_ntv), d_grads = jax.value_and_grad(self._d_loss, has_aux=True)(
-            d_tv, d_ntv, x, jax.lax.stop_gradient(fake))
+            d_tv, d_ntv, x, jax.lax.stop_gradient(fake)
+        )
         g_tv, g_opt = self.g_opt.stateless_apply(g_opt, g_grads, g_tv)
         d_tv, d_opt = self.d_opt.stateless_apply(d_opt, d_grads, d_tv)
         return (g_tv, g_ntv, d_tv, d_ntv, g_opt, d_opt), (g_loss, d_loss)
@@ -146,13 +149,14 @@ class Ganomaly:
     def components(self, x: np.ndarray, batch: int = 2048) -> dict[str, np.ndarray]:
         parts: dict[str, list] = {}
         for start in range(0, len(x), batch):
-            for k, v in self.score(self.state, jnp.asarray(x[start:start + batch])).items():
+            for k, v in self.score(self.state, jnp.asarray(x[start : start + batch])).items():
                 parts.setdefault(k, []).append(np.asarray(v))
         return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = None, scale: int = 128,
-            skip: bool = False) -> dict:
+def run_one(
+    seed: int, width: int, epochs: int, batch: int, limit: int | None = None, scale: int = 128, skip: bool = False
+) -> dict:
     task = datasets.magnetic_tile(seed, ImageSpec(**{**vars(TILES), "scale": scale}), limit)
     train, held = holdout_images(task.train, FitSettings().holdout, seed)
     spec = task.fresh_spec()
@@ -171,8 +175,17 @@ def run_one(seed: int, width: int, epochs: int, batch: int, limit: int | None = 
     train_s = time.perf_counter() - clock
     val_c, test_c = model.components(val.x), model.components(test.x)
     labels = np.asarray(task.test.labels)
-    result = {"seed": seed, "width": width, "scale": scale, "skip": skip, "epochs": epochs, "train_tiles": len(x), "train_s": round(train_s, 1),
-              "auroc": {}, "image_scores": {}}
+    result = {
+        "seed": seed,
+        "width": width,
+        "scale": scale,
+        "skip": skip,
+        "epochs": epochs,
+        "train_tiles": len(x),
+        "train_s": round(train_s, 1),
+        "auroc": {},
+        "image_scores": {},
+    }
     zs = {}
     for name in test_c:
         mean, sd = float(val_c[name].mean()), float(val_c[name].std()) or 1.0
@@ -213,7 +226,10 @@ def main() -> None:
         ensemble = {}
         for name in rows[0]["auroc"]:
             ensemble[name] = np.mean([r["auroc"][name] for r in rows])
-        print(f"width {width} mean over seeds:", {k: round(v, 3) for k, v in sorted(ensemble.items(), key=lambda kv: -kv[1])})
+        print(
+            f"width {width} mean over seeds:",
+            {k: round(v, 3) for k, v in sorted(ensemble.items(), key=lambda kv: -kv[1])},
+        )
 
 
 if __name__ == "__main__":

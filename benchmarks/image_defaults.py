@@ -38,9 +38,12 @@ DETECTORS = ("ganomaly", "autoencoder")
 # GANomaly image scores to compare: its default (every component standardised and weighed equally)
 # and the components it could be narrowed to.
 WEIGHTINGS = {
-    "ganomaly": {"equal": {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0},
-                 "latent + reconstruction": {"latent": 1.0, "reconstruction": 1.0},
-                 "latent": {"latent": 1.0}, "reconstruction": {"reconstruction": 1.0}},
+    "ganomaly": {
+        "equal": {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0},
+        "latent + reconstruction": {"latent": 1.0, "reconstruction": 1.0},
+        "latent": {"latent": 1.0},
+        "reconstruction": {"reconstruction": 1.0},
+    },
     "autoencoder": {"reconstruction": {"reconstruction": 1.0}},
 }
 DEFECTS = ("scratch", "hole", "patch", "chip")
@@ -142,12 +145,21 @@ def _sweep(config: quality.Config, seeds: tuple[int, ...], log: Callable[[str], 
                 for weighting, weights in WEIGHTINGS[name].items():
                     normaliser = Normaliser(detector.normaliser.mean, detector.normaliser.std, weights)
                     for how in POOLS:
-                        scores = [pool(normaliser.combine(c), owner, count, how, detector.spec.top_k)
-                                  for c, owner, count in (clean, bad)]
+                        scores = [
+                            pool(normaliser.combine(c), owner, count, how, detector.spec.top_k)
+                            for c, owner, count in (clean, bad)
+                        ]
                         labels = np.r_[np.zeros(len(scores[0])), np.ones(len(scores[1]))]
                         aurocs[f"{weighting}/{how}/{defect}"] = float(roc_auc_score(labels, np.concatenate(scores)))
-            rows.append({"seed": seed, "detector": name, "auroc": aurocs, "held_out_images": len(held_out),
-                         "seconds": round(time.perf_counter() - clock, 1)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "detector": name,
+                    "auroc": aurocs,
+                    "held_out_images": len(held_out),
+                    "seconds": round(time.perf_counter() - clock, 1),
+                }
+            )
             log(f"seed {seed} {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in aurocs.items()))
     return rows
 
@@ -163,8 +175,13 @@ def _mean(rows: list[dict], detector: str, key: str) -> str:
     return quality._fmt(quality._spread([r["auroc"][key] for r in rows if r["detector"] == detector]))
 
 
-def run(docs: Path, command: str, log: Callable[[str], None], config: quality.Config = CONFIG,
-        seeds: tuple[int, ...] = SEEDS) -> list[dict]:
+def run(
+    docs: Path,
+    command: str,
+    log: Callable[[str], None],
+    config: quality.Config = CONFIG,
+    seeds: tuple[int, ...] = SEEDS,
+) -> list[dict]:
     """``config`` and ``seeds`` shrink the sweep for the tests; the docs figures use the defaults."""
     clock = time.perf_counter()
     rows = _sweep(config, seeds, log)
@@ -175,20 +192,22 @@ def run(docs: Path, command: str, log: Callable[[str], None], config: quality.Co
                 keys = [f"{weighting}/{how}/{defect}" for defect in DEFECTS]
                 overall = np.mean([[r["auroc"][k] for k in keys] for r in rows if r["detector"] == name])
                 body.append([name, weighting, how, *(_mean(rows, name, k) for k in keys), f"{overall:.3f}"])
-    text = "\n\n".join([
-        f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
-        __doc__.split("\n\n", 1)[1].strip(),
-        f"The {config.name} configuration's magnetic_tile setup ({config.tile.image_size}-px tiles of the image "
-        f"at short side {config.tile.scale}, {min(EPOCHS, config.epochs['magnetic_tile'])} epochs, early stopping on held-out "
-        f"normal tiles), seeds {', '.join(map(str, seeds))}: each seed's training images are the quality suite's, and its "
-        f"{rows[0]['held_out_images']} held-out images (20%, drawn by the seed) are scored clean and painted. "
-        "AUROC of painted against clean, mean ± standard deviation over seeds:",
-        table(["detector", "score", "pool", *DEFECTS, "mean"], body),
-        "Scores: the named components, each standardised on held-out normal tiles, averaged. Pools: `max` the "
-        "highest tile score, `topk` the mean of the 5 highest, `contrast` that mean less the median tile of the "
-        "same image.",
-        CHANGED,
-    ])
+    text = "\n\n".join(
+        [
+            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
+            __doc__.split("\n\n", 1)[1].strip(),
+            f"The {config.name} configuration's magnetic_tile setup ({config.tile.image_size}-px tiles of the image "
+            f"at short side {config.tile.scale}, {min(EPOCHS, config.epochs['magnetic_tile'])} epochs, early stopping on held-out "
+            f"normal tiles), seeds {', '.join(map(str, seeds))}: each seed's training images are the quality suite's, and its "
+            f"{rows[0]['held_out_images']} held-out images (20%, drawn by the seed) are scored clean and painted. "
+            "AUROC of painted against clean, mean ± standard deviation over seeds:",
+            table(["detector", "score", "pool", *DEFECTS, "mean"], body),
+            "Scores: the named components, each standardised on held-out normal tiles, averaged. Pools: `max` the "
+            "highest tile score, `topk` the mean of the 5 highest, `contrast` that mean less the median tile of the "
+            "same image.",
+            CHANGED,
+        ]
+    )
     write_raw("image_defaults", {"command": command, "machine": describe_machine(), "rows": rows}, docs.with_suffix(""))
     write_section("Image defaults", text, docs)
     log(text)

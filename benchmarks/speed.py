@@ -27,7 +27,7 @@ from anomaly.data.images import ImageSet
 from anomaly.data.series import SeriesSet
 from anomaly.detector import Detector, FitSettings
 from anomaly.inputs import ImageSpec, SeriesSpec, encode
-from anomaly.keras_detector import DEFAULT_WIDTH
+from anomaly.keras.detector import DEFAULT_WIDTH
 from benchmarks import datasets
 from benchmarks.baselines import BASELINES, FULL_BATCH
 from benchmarks.report import DOCS, table, write_raw, write_section
@@ -44,7 +44,8 @@ TARGET_SEARCH_RATIO = 50.0
 # (row label, detector, option overrides): defaults first; GANomaly at width 32 (the image default
 # before these benchmarks moved it to 16) shows what the wider network costs.
 DETECTORS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
-    "images": [(n, n, {}) for n in ("ganomaly", "anogan", *BASELINES)] + [("ganomaly width=32", "ganomaly", {"width": 32})],
+    "images": [(n, n, {}) for n in ("ganomaly", "anogan", *BASELINES)]
+    + [("ganomaly width=32", "ganomaly", {"width": 32})],
     "windows": [(n, n, {}) for n in ("ganomaly", "anogan", *BASELINES)],
 }
 # Items scored per timed call: enough to last about a second for fast detectors, few for AnoGAN's search.
@@ -58,7 +59,9 @@ def textures(count: int, seed: int = 0) -> ImageSet:
     """Smooth random grayscale images of IMAGE_SIZE pixels: upsampled noise, like lit surfaces."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(40, 220, (count, 8, 8))
-    images = np.kron(coarse, np.ones((IMAGE_SIZE // 8, IMAGE_SIZE // 8))) + rng.normal(0, 6, (count, IMAGE_SIZE, IMAGE_SIZE))
+    images = np.kron(coarse, np.ones((IMAGE_SIZE // 8, IMAGE_SIZE // 8))) + rng.normal(
+        0, 6, (count, IMAGE_SIZE, IMAGE_SIZE)
+    )
     arrays = [np.clip(img, 0, 255).astype(np.uint8)[..., None] for img in images]
     return ImageSet(ids=[f"texture-{i}" for i in range(count)], images=arrays)
 
@@ -94,8 +97,9 @@ def layer_flops(model: Any) -> int:
         if hasattr(layer, "layers"):
             total += layer_flops(layer)
             continue
-        if not isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv1DTranspose, layers.Conv2DTranspose,
-                                  layers.Dense)):
+        if not isinstance(
+            layer, (layers.Conv1D, layers.Conv2D, layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Dense)
+        ):
             continue
         # Each kernel weight is used once per output position (per input position when transposed).
         transposed = isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose))
@@ -120,8 +124,11 @@ def _detector(name: str, spec: ImageSpec | SeriesSpec, overrides: dict[str, Any]
         one_pass = name != "autoencoder"
     else:
         cls, one_pass = registry().get(name), False
-    settings = (FitSettings(epochs=1, batch_size=FULL_BATCH, patience=None) if one_pass
-                else FitSettings(epochs=1, batch_size=TRAIN_BATCH, patience=None))
+    settings = (
+        FitSettings(epochs=1, batch_size=FULL_BATCH, patience=None)
+        if one_pass
+        else FitSettings(epochs=1, batch_size=TRAIN_BATCH, patience=None)
+    )
     return cls(spec, dataclasses.replace(cls.Params(), **overrides), settings)
 
 
@@ -160,8 +167,13 @@ def score_rate(detector: Detector, kind: str, data: ImageSet | SeriesSet, batch:
     detector.score_batch_size = batch
     detector.score(_items(kind, data, 1 if anogan else count), maps=False, stride=1)
     seconds = _timed(lambda: detector.score(_items(kind, data, count), maps=False, stride=1))
-    return {"items": count, "seconds": seconds, "per_second": count / seconds,
-            "latency_ms": 1000 * seconds / count, "batch_latency_ms": 1000 * seconds / count * batch}
+    return {
+        "items": count,
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "latency_ms": 1000 * seconds / count,
+        "batch_latency_ms": 1000 * seconds / count * batch,
+    }
 
 
 def search_ratio(detector: Detector, kind: str, data: ImageSet | SeriesSet) -> dict[str, float]:
@@ -172,8 +184,13 @@ def search_ratio(detector: Detector, kind: str, data: ImageSet | SeriesSet) -> d
     batched = _timed(lambda: model.search(x)) / len(x)
     singles = SEARCH_SINGLES[kind]
     single = _timed(lambda: [model.search(x[i : i + 1]) for i in range(singles)]) / singles
-    return {"batch": len(x), "batched_ms": 1000 * batched, "single_ms": 1000 * single, "ratio": single / batched,
-            "search_steps": detector.params.search_steps}
+    return {
+        "batch": len(x),
+        "batched_ms": 1000 * batched,
+        "single_ms": 1000 * single,
+        "ratio": single / batched,
+        "search_steps": detector.params.search_steps,
+    }
 
 
 def network_forward_rate(detector: Detector, x: np.ndarray, trials: int = 5) -> float:
@@ -186,8 +203,9 @@ def network_forward_rate(detector: Detector, x: np.ndarray, trials: int = 5) -> 
     return len(x) / min(_timed(lambda: detector.sample_components(x)) for _ in range(trials))
 
 
-def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    docs: Path = DOCS, command: str = "python -m benchmarks speed", log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Measure everything, write the ``Speed suite`` section and ``speed.json``."""
     import keras
 
@@ -199,8 +217,13 @@ def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
         "images": (lambda: ImageSpec(image_size=IMAGE_SIZE), textures(256), textures(1024, seed=1)),
         "windows": (lambda: SeriesSpec(window=WINDOW, stride=4), sensor_windows(4096), sensor_windows(16384 + WINDOW)),
     }
-    results: dict[str, Any] = {"machine": describe_machine(), "command": command, "peak_gflops": peak,
-                               "detectors": {}, "search": {}}
+    results: dict[str, Any] = {
+        "machine": describe_machine(),
+        "command": command,
+        "peak_gflops": peak,
+        "detectors": {},
+        "search": {},
+    }
     for kind, (make_spec, train, score_data) in inputs.items():
         for label, name, overrides in DETECTORS[kind]:
             detector = _detector(name, make_spec(), overrides)
@@ -211,7 +234,9 @@ def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
                 entry[f"batch_{batch}"] = score_rate(detector, kind, score_data, batch)
             if name == "ganomaly":
                 flops = ganomaly_forward_flops(detector)
-                network = network_forward_rate(detector, encode(detector.spec, _items(kind, score_data, 256), stride=1).x)
+                network = network_forward_rate(
+                    detector, encode(detector.spec, _items(kind, score_data, 256), stride=1).x
+                )
                 entry["forward_flops"] = flops
                 entry["network_per_second"] = network
                 entry["gflops_end_to_end"] = flops * entry["batch_256"]["per_second"] / 1e9
@@ -219,8 +244,10 @@ def run(docs: Path = DOCS, command: str = "python -m benchmarks speed",
             if name == "anogan":
                 results["search"][kind] = search_ratio(detector, kind, score_data)
             results["detectors"].setdefault(kind, {})[label] = entry
-            log(f"{kind} {label}: train {entry['train_per_second']:.0f}/s, score "
-                f"{entry['batch_1']['per_second']:.0f}/s at 1, {entry['batch_256']['per_second']:.0f}/s at 256")
+            log(
+                f"{kind} {label}: train {entry['train_per_second']:.0f}/s, score "
+                f"{entry['batch_1']['per_second']:.0f}/s at 1, {entry['batch_256']['per_second']:.0f}/s at 256"
+            )
     # Measured again at the end: a neighbour's burst during the first measurement would understate the peak.
     results["peak_gflops_end"] = measure_peak()
     results["peak_gflops"] = max(peak, results["peak_gflops_end"])
@@ -244,72 +271,137 @@ def render(results: dict[str, Any]) -> str:
     for kind, by_name in results["detectors"].items():
         for name, e in by_name.items():
             b1, b256 = e["batch_1"], e["batch_256"]
-            rows.append([kind, name, f"{e['train_per_second']:,.0f}", f"{10_000 / e['train_per_second']:,.1f}",
-                         f"{b1['per_second']:,.0f}", f"{b1['latency_ms']:.2f}",
-                         f"{b256['per_second']:,.0f}", f"{b256['latency_ms']:.3f}", f"{b256['batch_latency_ms']:,.0f}"])
-    search_rows = [[kind, s["search_steps"], s["batch"], f"{s['batched_ms']:.2f}", f"{s['single_ms']:.1f}",
-                    f"{s['ratio']:.0f}×", "yes" if s["ratio"] >= TARGET_SEARCH_RATIO else "**no**"]
-                   for kind, s in results["search"].items()]
+            rows.append(
+                [
+                    kind,
+                    name,
+                    f"{e['train_per_second']:,.0f}",
+                    f"{10_000 / e['train_per_second']:,.1f}",
+                    f"{b1['per_second']:,.0f}",
+                    f"{b1['latency_ms']:.2f}",
+                    f"{b256['per_second']:,.0f}",
+                    f"{b256['latency_ms']:.3f}",
+                    f"{b256['batch_latency_ms']:,.0f}",
+                ]
+            )
+    search_rows = [
+        [
+            kind,
+            s["search_steps"],
+            s["batch"],
+            f"{s['batched_ms']:.2f}",
+            f"{s['single_ms']:.1f}",
+            f"{s['ratio']:.0f}×",
+            "yes" if s["ratio"] >= TARGET_SEARCH_RATIO else "**no**",
+        ]
+        for kind, s in results["search"].items()
+    ]
     flop_rows = []
     for kind, by_name in results["detectors"].items():
         for label, g in by_name.items():
             if "forward_flops" not in g:
                 continue
-            flop_rows.append([kind, label, f"{g['forward_flops'] / 1e6:,.1f}", f"{g['network_per_second']:,.0f}",
-                              f"{g['gflops_network']:.1f}", f"{g['gflops_end_to_end']:.1f}",
-                              f"{100 * g['gflops_network'] / results['peak_gflops']:.0f}%"])
+            flop_rows.append(
+                [
+                    kind,
+                    label,
+                    f"{g['forward_flops'] / 1e6:,.1f}",
+                    f"{g['network_per_second']:,.0f}",
+                    f"{g['gflops_network']:.1f}",
+                    f"{g['gflops_end_to_end']:.1f}",
+                    f"{100 * g['gflops_network'] / results['peak_gflops']:.0f}%",
+                ]
+            )
     target_rows, needs = [], []
     for kind, goal in TARGETS.items():
         for label, g in results["detectors"].get(kind, {}).items():
             if "forward_flops" not in g:
                 continue
             rate = g["batch_256"]["per_second"]
-            target_rows.append([f"GANomaly scoring ≥ {goal:,.0f} {kind}/s (`{label}`)", f"{rate:,.0f}/s",
-                                "yes" if rate >= goal else "**no**"])
+            target_rows.append(
+                [
+                    f"GANomaly scoring ≥ {goal:,.0f} {kind}/s (`{label}`)",
+                    f"{rate:,.0f}/s",
+                    "yes" if rate >= goal else "**no**",
+                ]
+            )
             needed = goal * g["forward_flops"] / 1e9
-            needs.append(f"`{label}` on {kind} needs {needed:,.1f} GFLOP/s for {goal:,.0f}/s "
-                         f"({100 * needed / results['peak_gflops']:.0f}% of the measured peak)")
+            needs.append(
+                f"`{label}` on {kind} needs {needed:,.1f} GFLOP/s for {goal:,.0f}/s "
+                f"({100 * needed / results['peak_gflops']:.0f}% of the measured peak)"
+            )
     for kind, s in results["search"].items():
-        target_rows.append([f"AnoGAN batched search ≥ {TARGET_SEARCH_RATIO:.0f}× one-at-a-time ({kind})",
-                            f"{s['ratio']:.0f}×", "yes" if s["ratio"] >= TARGET_SEARCH_RATIO else "**no**"])
-    return "\n\n".join([
-        f"Command: `{results['command']}` — {results['machine']}; {results['seconds'] / 60:.1f} min in all. "
-        "Shared 2-core machine: other jobs may have run at the same time, so treat rates as lower bounds.",
-        f"Every detector with its default options (network width {DEFAULT_WIDTH['image']} on images and "
-        f"{DEFAULT_WIDTH['series']} on windows; GANomaly "
-        "latent 100; AnoGAN latent 64, 50 search steps from the encoder's start; baselines as in the quality suite) on 64×64 grayscale images "
-        "(`images`) and 32-step windows of SMD machine-2-2, 38 channels (`windows`). Training: samples/s from the median of "
-        f"{TIMED_TRAIN_STEPS} timed steps of batch {TRAIN_BATCH} after the traced first ones (scikit-learn "
-        "baselines and the autoencoder: one full pass), and the seconds one epoch of 10,000 samples takes at "
-        "that rate. Scoring: `Detector.score` end to end at `score_batch_size` 1 and 256, timed on a second pass "
-        "over the same items (AnoGAN: after one item); latency per sample "
-        "is seconds/items, batch latency the time one batch of 256 takes.",
-        table(["input", "detector", "train samples/s", "s per 10k-sample epoch", "score/s @1", "ms/sample @1",
-               "score/s @256", "ms/sample @256", "ms/batch @256"], rows),
-        "AnoGAN latent search, the same steps over a whole batch at once (`model.search`) against one sample "
-        "per call:",
-        table(["input", "search steps", "batch", "ms/sample batched", "ms/sample one at a time", "ratio",
-               "≥ 50×"], search_rows),
-        f"GANomaly forward pass against the measured peak ({results['peak_gflops']:.0f} GFLOP/s, best of 5 "
-        "4096×4096 float32 matmuls in TensorFlow, measured at the start and at the end of the run). FLOPs per sample count encoder, decoder, second encoder and "
-        "the discriminator body on x and x̂; `network` is the best of 5 timings of the networks alone "
-        "(`sample_components`) on a batch of 256, `end to end` the whole `Detector.score` rate above:",
-        table(["input", "detector", "MFLOP/sample", "network samples/s", "GFLOP/s network", "GFLOP/s end to end",
-               "network / peak"], flop_rows),
-        "A ratio above 100% means the matmul understated the machine: on this shared VM neighbours' load "
-        "moves it between runs, and the small dense matmuls of the window networks stay in cache where a "
-        "4096×4096 one cannot. Read the column as relative, not as a hard ceiling.",
-        "Targets (issue 6):",
-        table(["target", "measured", "met"], target_rows),
-        "What was tried: batching (256 items per call against 1), a narrower image network (width 16, now "
-        "the default for images: a quarter of width 32's FLOPs), and for the search batches of "
-        f"{SEARCH_BATCH['images']} images and {SEARCH_BATCH['windows']:,} windows. "
-        "What the targets cost: " + "; ".join(needs) + ". Where the network already runs near the measured "
-        "peak (table above), only fewer FLOPs per image — a narrower network — can meet the image target on "
-        "this CPU; the search ratio on a CPU is bounded by how much per-call overhead a batch amortises, "
-        "because the search itself is compute-bound once a batch fills the cores. Window scoring "
-        "was once timed on the first pass over 16,384 windows after a one-batch warm-up, and measured "
-        "14,500–21,500 windows/s; that first pass runs about 40% slower than the ones after it (three passes in "
-        "a row: 20,700, 32,000 and 35,900 windows/s), so scoring is now timed on a second pass, the state a "
-        "running stream scorer is in. TensorFlow's execution of the networks is most of the remaining time.",
-    ])
+        target_rows.append(
+            [
+                f"AnoGAN batched search ≥ {TARGET_SEARCH_RATIO:.0f}× one-at-a-time ({kind})",
+                f"{s['ratio']:.0f}×",
+                "yes" if s["ratio"] >= TARGET_SEARCH_RATIO else "**no**",
+            ]
+        )
+    return "\n\n".join(
+        [
+            f"Command: `{results['command']}` — {results['machine']}; {results['seconds'] / 60:.1f} min in all. "
+            "Shared 2-core machine: other jobs may have run at the same time, so treat rates as lower bounds.",
+            f"Every detector with its default options (network width {DEFAULT_WIDTH['image']} on images and "
+            f"{DEFAULT_WIDTH['series']} on windows; GANomaly "
+            "latent 100; AnoGAN latent 64, 50 search steps from the encoder's start; baselines as in the quality suite) on 64×64 grayscale images "
+            "(`images`) and 32-step windows of SMD machine-2-2, 38 channels (`windows`). Training: samples/s from the median of "
+            f"{TIMED_TRAIN_STEPS} timed steps of batch {TRAIN_BATCH} after the traced first ones (scikit-learn "
+            "baselines and the autoencoder: one full pass), and the seconds one epoch of 10,000 samples takes at "
+            "that rate. Scoring: `Detector.score` end to end at `score_batch_size` 1 and 256, timed on a second pass "
+            "over the same items (AnoGAN: after one item); latency per sample "
+            "is seconds/items, batch latency the time one batch of 256 takes.",
+            table(
+                [
+                    "input",
+                    "detector",
+                    "train samples/s",
+                    "s per 10k-sample epoch",
+                    "score/s @1",
+                    "ms/sample @1",
+                    "score/s @256",
+                    "ms/sample @256",
+                    "ms/batch @256",
+                ],
+                rows,
+            ),
+            "AnoGAN latent search, the same steps over a whole batch at once (`model.search`) against one sample "
+            "per call:",
+            table(
+                ["input", "search steps", "batch", "ms/sample batched", "ms/sample one at a time", "ratio", "≥ 50×"],
+                search_rows,
+            ),
+            f"GANomaly forward pass against the measured peak ({results['peak_gflops']:.0f} GFLOP/s, best of 5 "
+            "4096×4096 float32 matmuls in TensorFlow, measured at the start and at the end of the run). FLOPs per sample count encoder, decoder, second encoder and "
+            "the discriminator body on x and x̂; `network` is the best of 5 timings of the networks alone "
+            "(`sample_components`) on a batch of 256, `end to end` the whole `Detector.score` rate above:",
+            table(
+                [
+                    "input",
+                    "detector",
+                    "MFLOP/sample",
+                    "network samples/s",
+                    "GFLOP/s network",
+                    "GFLOP/s end to end",
+                    "network / peak",
+                ],
+                flop_rows,
+            ),
+            "A ratio above 100% means the matmul understated the machine: on this shared VM neighbours' load "
+            "moves it between runs, and the small dense matmuls of the window networks stay in cache where a "
+            "4096×4096 one cannot. Read the column as relative, not as a hard ceiling.",
+            "Targets (issue 6):",
+            table(["target", "measured", "met"], target_rows),
+            "What was tried: batching (256 items per call against 1), a narrower image network (width 16, now "
+            "the default for images: a quarter of width 32's FLOPs), and for the search batches of "
+            f"{SEARCH_BATCH['images']} images and {SEARCH_BATCH['windows']:,} windows. "
+            "What the targets cost: " + "; ".join(needs) + ". Where the network already runs near the measured "
+            "peak (table above), only fewer FLOPs per image — a narrower network — can meet the image target on "
+            "this CPU; the search ratio on a CPU is bounded by how much per-call overhead a batch amortises, "
+            "because the search itself is compute-bound once a batch fills the cores. Window scoring "
+            "was once timed on the first pass over 16,384 windows after a one-batch warm-up, and measured "
+            "14,500–21,500 windows/s; that first pass runs about 40% slower than the ones after it (three passes in "
+            "a row: 20,700, 32,000 and 35,900 windows/s), so scoring is now timed on a second pass, the state a "
+            "running stream scorer is in. TensorFlow's execution of the networks is most of the remaining time.",
+        ]
+    )

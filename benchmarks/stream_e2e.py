@@ -125,8 +125,15 @@ def _scorer(bootstrap: str, url: str, topic: str, model: str, count: int):
     from anomaly.store.engine import get_engine
     from anomaly.stream.consumer import ServeSettings, StreamScorer
 
-    settings = ServeSettings(topics=[topic], models={topic: model}, bootstrap_servers=bootstrap,
-                             group=f"{topic}-scorer", max_messages=count, idle_timeout_s=120, alerts_topic=None)
+    settings = ServeSettings(
+        topics=[topic],
+        models={topic: model},
+        bootstrap_servers=bootstrap,
+        group=f"{topic}-scorer",
+        max_messages=count,
+        idle_timeout_s=120,
+        alerts_topic=None,
+    )
     return StreamScorer(settings, get_engine(url))
 
 
@@ -162,8 +169,12 @@ def throughput(bootstrap: str, url: str, kind: str, model: str, count: int) -> d
     scorer._build, scorer._finish = timed_build, timed_finish
     summary = scorer.run()
     seconds = marks[-1] - marks[0]
-    return {"messages": summary.consumed, "seconds": round(seconds, 2), "per_s": round(summary.consumed / seconds),
-            "batches": summary.batches}
+    return {
+        "messages": summary.consumed,
+        "seconds": round(seconds, 2),
+        "per_s": round(summary.consumed / seconds),
+        "batches": summary.batches,
+    }
 
 
 def latency(bootstrap: str, url: str, kind: str, model: str, rate: float, seconds: float) -> dict:
@@ -174,14 +185,21 @@ def latency(bootstrap: str, url: str, kind: str, model: str, rate: float, second
     worker = threading.Thread(target=scorer.run)
     worker.start()
     time.sleep(5)  # join the group and warm the networks before the clock matters
-    producer = multiprocessing.get_context("spawn").Process(target=_produce,
-                                                            args=(bootstrap, topic, kind, count, rate, 2))
+    producer = multiprocessing.get_context("spawn").Process(
+        target=_produce, args=(bootstrap, topic, kind, count, rate, 2)
+    )
     producer.start()
     producer.join()
     worker.join()
     lat = _latencies(url, topic)
-    return {"rate": rate, "messages": len(lat), "p50": float(np.percentile(lat, 50)),
-            "p95": float(np.percentile(lat, 95)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
+    return {
+        "rate": rate,
+        "messages": len(lat),
+        "p50": float(np.percentile(lat, 50)),
+        "p95": float(np.percentile(lat, 95)),
+        "p99": float(np.percentile(lat, 99)),
+        "max": float(lat.max()),
+    }
 
 
 def main() -> None:
@@ -194,9 +212,9 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help="Replace the section in docs/benchmarks.md.")
     args = parser.parse_args()
 
-    from anomaly.store.registry import register_trained_model
     from anomaly.detector import read_manifest
     from anomaly.store.engine import get_engine
+    from anomaly.store.registry import register_trained_model
     from anomaly.stream.config import kafka_settings
 
     bootstrap, _ = kafka_settings(args.bootstrap_servers)
@@ -267,23 +285,43 @@ def report(results: dict, args: argparse.Namespace) -> None:
     from benchmarks.report import machine, table, write_raw, write_section
 
     rows = []
-    for name, result in results.items():
+    for result in results.values():
         kind, t, lat = result["kind"], result["throughput"], result["latency"]
         unit = "sensor readings (38 channels)" if kind == "readings" else "64×64 PNG images"
         met = t["per_s"] >= TARGETS[kind] and lat["p99"] < 2.0
-        rows.append([f"{unit}, GANomaly width {result['width']}", f"{t['messages']:,}", f"{t['per_s']:,}/s",
-                     f"≥ {TARGETS[kind]:,}/s", f"{lat['rate']:,.0f}/s",
-                     f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} s", "yes" if met else "no"])
-    body = "\n\n".join([
-        f"Command ({machine()}, {args.database} store, local broker from scripts/kafka.sh):",
-        f"    python -m benchmarks.stream_e2e --readings {args.readings} --images {args.images} "
-        f"--seconds {args.seconds:g} --database {args.database} --write-docs",
-        METHOD,
-        table(["workload", "backlog", "throughput", "target", "latency run at", "latency p50 / p95 / p99",
-               "targets met (≥ target, p99 < 2 s)", "load average"],
-              [row + [results[name]["load_average"]] for row, name in zip(rows, results)]),
-        ANALYSIS,
-    ])
+        rows.append(
+            [
+                f"{unit}, GANomaly width {result['width']}",
+                f"{t['messages']:,}",
+                f"{t['per_s']:,}/s",
+                f"≥ {TARGETS[kind]:,}/s",
+                f"{lat['rate']:,.0f}/s",
+                f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} s",
+                "yes" if met else "no",
+            ]
+        )
+    body = "\n\n".join(
+        [
+            f"Command ({machine()}, {args.database} store, local broker from scripts/kafka.sh):",
+            f"    python -m benchmarks.stream_e2e --readings {args.readings} --images {args.images} "
+            f"--seconds {args.seconds:g} --database {args.database} --write-docs",
+            METHOD,
+            table(
+                [
+                    "workload",
+                    "backlog",
+                    "throughput",
+                    "target",
+                    "latency run at",
+                    "latency p50 / p95 / p99",
+                    "targets met (≥ target, p99 < 2 s)",
+                    "load average",
+                ],
+                [row + [results[name]["load_average"]] for row, name in zip(rows, results)],
+            ),
+            ANALYSIS,
+        ]
+    )
     print(body)
     write_raw("stream_e2e", {"machine": machine(), "database": args.database, "results": results})
     if args.write_docs:

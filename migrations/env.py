@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from anomaly.store.config import database_url
 from anomaly.store.engine import create_engine_for
 from anomaly.store.schema import Base, UtcDateTime

@@ -62,6 +62,8 @@ def series_model(tmp_path_factory) -> Path:
 
     tmp = tmp_path_factory.mktemp("series-model")
     csv = write_series(tmp / "train.csv")
-    result = CliRunner().invoke(cli, ["train", "ganomaly", str(csv), "--out", str(tmp / "model"), "--window", "8", *TINY_TRAINING])
+    result = CliRunner().invoke(
+        cli, ["train", "ganomaly", str(csv), "--out", str(tmp / "model"), "--window", "8", *TINY_TRAINING]
+    )
     assert result.exit_code == 0, result.output
     return tmp / "model"

@@ -87,8 +87,9 @@ class KafkaBroker:
         """A new admin client on the broker; close it (it is a context manager)."""
         return KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="tests-kafka-broker", **config)
 
-    def create_topic(self, partitions: int = 3, prefix: str = "test", name: str | None = None,
-                     configs: dict[str, str] | None = None) -> str:
+    def create_topic(
+        self, partitions: int = 3, prefix: str = "test", name: str | None = None, configs: dict[str, str] | None = None
+    ) -> str:
         """Create a topic (uniquely named unless ``name`` is given) and wait until every partition has a leader."""
         name = name or f"{prefix}-{uuid.uuid4().hex[:12]}"
         with self.admin() as admin:

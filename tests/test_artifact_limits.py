@@ -64,20 +64,23 @@ def refused(folder: Path, *fragments: str) -> str:
     return message
 
 
-@pytest.mark.parametrize(("make", "fragments"), [
-    (lambda: ImageSpec(image_size=512), ("image size", "256")),
-    (lambda: ImageSpec(image_size=48), ("power of two",)),
-    (lambda: ImageSpec(image_size=16, channels=1000000), ("channels", "1 (grayscale) or 3")),
-    (lambda: ImageSpec(image_size=16, channels=1.0), ("channels",)),
-    (lambda: ImageSpec(image_size=32, tile=True, scale=100000), ("scale", "1024")),
-    (lambda: ImageSpec(image_size=32, tile=True, stride=1), ("stride", "from 8 to 1024")),
-    (lambda: SeriesSpec(window=100000), ("window", "4096")),
-    (lambda: SeriesSpec(window="32"), ("window must be an integer",)),
-    (lambda: SeriesSpec(window=8, channels=1000000), ("channels", "1024")),
-    (lambda: SeriesSpec(window=4096, channels=16), ("window x channels", "8192")),
-    (lambda: SeriesSpec(window=8, channels=2, mean=[0.0], std=[1.0, 1.0]), ("mean", "2 finite numbers")),
-    (lambda: SeriesSpec(window=8, channels=1, mean=[0.0], std=[0.0]), ("std must be positive",)),
-])
+@pytest.mark.parametrize(
+    ("make", "fragments"),
+    [
+        (lambda: ImageSpec(image_size=512), ("image size", "256")),
+        (lambda: ImageSpec(image_size=48), ("power of two",)),
+        (lambda: ImageSpec(image_size=16, channels=1000000), ("channels", "1 (grayscale) or 3")),
+        (lambda: ImageSpec(image_size=16, channels=1.0), ("channels",)),
+        (lambda: ImageSpec(image_size=32, tile=True, scale=100000), ("scale", "1024")),
+        (lambda: ImageSpec(image_size=32, tile=True, stride=1), ("stride", "from 8 to 1024")),
+        (lambda: SeriesSpec(window=100000), ("window", "4096")),
+        (lambda: SeriesSpec(window="32"), ("window must be an integer",)),
+        (lambda: SeriesSpec(window=8, channels=1000000), ("channels", "1024")),
+        (lambda: SeriesSpec(window=4096, channels=16), ("window x channels", "8192")),
+        (lambda: SeriesSpec(window=8, channels=2, mean=[0.0], std=[1.0, 1.0]), ("mean", "2 finite numbers")),
+        (lambda: SeriesSpec(window=8, channels=1, mean=[0.0], std=[0.0]), ("std must be positive",)),
+    ],
+)
 def test_spec_values_are_bounded(make: Callable[[], object], fragments: tuple[str, ...]) -> None:
     with pytest.raises(DataError) as caught:
         make()
@@ -91,13 +94,16 @@ def test_generous_specs_still_pass() -> None:
     SeriesSpec(window=32, channels=256)
 
 
-@pytest.mark.parametrize(("detector", "spec", "params", "fragment"), [
-    ("ganomaly", ImageSpec(image_size=256), {"width": 64}, "widest layer 2048 features"),
-    ("ganomaly", SeriesSpec(window=8), {"width": 100000}, "width must be from 1 to 1024"),
-    ("ganomaly", SeriesSpec(window=4096), {"width": 64, "network": "conv"}, "widest layer 32768"),
-    ("ganomaly", SeriesSpec(window=8), {"latent": 10**7}, "latent must be from 1 to 1024"),
-    ("anogan", SeriesSpec(window=8), {"search_steps": 10**9}, "search_steps must be from 1 to 1000"),
-])
+@pytest.mark.parametrize(
+    ("detector", "spec", "params", "fragment"),
+    [
+        ("ganomaly", ImageSpec(image_size=256), {"width": 64}, "widest layer 2048 features"),
+        ("ganomaly", SeriesSpec(window=8), {"width": 100000}, "width must be from 1 to 1024"),
+        ("ganomaly", SeriesSpec(window=4096), {"width": 64, "network": "conv"}, "widest layer 32768"),
+        ("ganomaly", SeriesSpec(window=8), {"latent": 10**7}, "latent must be from 1 to 1024"),
+        ("anogan", SeriesSpec(window=8), {"search_steps": 10**9}, "search_steps must be from 1 to 1000"),
+    ],
+)
 def test_network_sizes_are_bounded_before_building(
     never_built: None, detector: str, spec: object, params: dict, fragment: str
 ) -> None:
@@ -160,13 +166,16 @@ def test_each_manifest_fault_is_one_artifact_error_before_building(never_built: 
     refused(folder, *fragments)
 
 
-@pytest.mark.parametrize(("write", "fragment"), [
-    (_truncate, "damaged manifest"),
-    (lambda folder: (folder / MANIFEST).write_text("[1, 2, 3]"), "model format None"),
-    (lambda folder: (folder / MANIFEST).write_text("[" * 100000 + "]" * 100000), "damaged manifest"),
-    (lambda folder: (folder / MANIFEST).write_bytes(b"\xff\xfe{}"), "damaged manifest"),
-    (lambda folder: (folder / MANIFEST).write_text(" " * (17 * 2**20)), "a manifest may have"),
-])
+@pytest.mark.parametrize(
+    ("write", "fragment"),
+    [
+        (_truncate, "damaged manifest"),
+        (lambda folder: (folder / MANIFEST).write_text("[1, 2, 3]"), "model format None"),
+        (lambda folder: (folder / MANIFEST).write_text("[" * 100000 + "]" * 100000), "damaged manifest"),
+        (lambda folder: (folder / MANIFEST).write_bytes(b"\xff\xfe{}"), "damaged manifest"),
+        (lambda folder: (folder / MANIFEST).write_text(" " * (17 * 2**20)), "a manifest may have"),
+    ],
+)
 def test_truncated_or_foreign_manifests_are_refused(
     never_built: None, folder: Path, write: Callable[[Path], None], fragment: str
 ) -> None:
@@ -216,14 +225,17 @@ def _symlinked_manifest(folder: Path) -> None:
 
 
 @pytest.mark.timeout(60)  # a fifo that were opened would block the load forever
-@pytest.mark.parametrize(("damage", "fragment"), [
-    (_symlink_outside, "decoder.weights.h5: a symlink"),
-    (_symlink_inside, "decoder.weights.h5: a symlink"),
-    (_directory, "decoder.weights.h5: not a regular file"),
-    (_fifo, "decoder.weights.h5: not a regular file"),
-    (lambda folder: (folder / "decoder.weights.h5").unlink(), "missing state file decoder.weights.h5"),
-    (_symlinked_manifest, "manifest.json: a symlink"),
-])
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (_symlink_outside, "decoder.weights.h5: a symlink"),
+        (_symlink_inside, "decoder.weights.h5: a symlink"),
+        (_directory, "decoder.weights.h5: not a regular file"),
+        (_fifo, "decoder.weights.h5: not a regular file"),
+        (lambda folder: (folder / "decoder.weights.h5").unlink(), "missing state file decoder.weights.h5"),
+        (_symlinked_manifest, "manifest.json: a symlink"),
+    ],
+)
 def test_state_files_must_be_regular_files_of_the_folder(
     folder: Path, damage: Callable[[Path], None], fragment: str
 ) -> None:

@@ -35,13 +35,15 @@ def test_painted_patch_shifts_a_large_region_one_way() -> None:
 
 def test_smoke_sweep_fills_every_cell(tmp_path, shared_data) -> None:
     docs = tmp_path / "benchmarks.md"
-    rows = image_defaults.run(docs, "python -m benchmarks image-defaults", lambda _: None,
-                              config=quality.CONFIGS["smoke"], seeds=(0,))
+    rows = image_defaults.run(
+        docs, "python -m benchmarks image-defaults", lambda _: None, config=quality.CONFIGS["smoke"], seeds=(0,)
+    )
     assert [r["detector"] for r in rows] == ["ganomaly", "autoencoder"]
     for row in rows:
         weightings = image_defaults.WEIGHTINGS[row["detector"]]
-        assert set(row["auroc"]) == {f"{w}/{p}/{d}" for w in weightings for p in ("max", "topk", "contrast")
-                                     for d in image_defaults.DEFECTS}
+        assert set(row["auroc"]) == {
+            f"{w}/{p}/{d}" for w in weightings for p in ("max", "topk", "contrast") for d in image_defaults.DEFECTS
+        }
         assert all(0.0 <= v <= 1.0 for v in row["auroc"].values())
     text = docs.read_text()
     assert "## Image defaults" in text and "| ganomaly | latent + reconstruction | contrast |" in text

@@ -22,8 +22,9 @@ from benchmarks import quality  # noqa: E402
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, shared_data) -> tuple[dict, Path]:
     docs = tmp_path_factory.mktemp("docs") / "benchmarks.md"
-    result = quality.run(quality.CONFIGS["smoke"], docs=docs, command="python -m benchmarks quality --config smoke",
-                         log=lambda _: None)
+    result = quality.run(
+        quality.CONFIGS["smoke"], docs=docs, command="python -m benchmarks quality --config smoke", log=lambda _: None
+    )
     return result, docs
 
 

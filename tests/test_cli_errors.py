@@ -27,12 +27,19 @@ def assert_clean_error(result, *fragments: str) -> None:
         assert fragment in last
 
 
-def run_anomaly(*args: object, cwd: Path, env: dict[str, str] | None = None,
-                timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+def run_anomaly(
+    *args: object, cwd: Path, env: dict[str, str] | None = None, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``python -m anomaly ARGS`` as an operator runs it: its own process, in ``cwd``, no ANOMALY_* but ``env``."""
     clean = {key: value for key, value in os.environ.items() if not key.startswith("ANOMALY_")}
-    return subprocess.run([sys.executable, "-m", "anomaly", *map(str, args)], cwd=cwd, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly", *map(str, args)],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def _log_record(line: str) -> bool:
@@ -42,8 +49,9 @@ def _log_record(line: str) -> bool:
         return False
 
 
-def assert_one_error_line(done: subprocess.CompletedProcess[str], *fragments: str, secrets: tuple[str, ...] = (),
-                          json_logs: bool = False) -> str:
+def assert_one_error_line(
+    done: subprocess.CompletedProcess[str], *fragments: str, secrets: tuple[str, ...] = (), json_logs: bool = False
+) -> str:
     """A non-zero exit and exactly one ``Error:`` line on stderr (after serve's JSON log records when
     ``json_logs``), holding every fragment; no secret anywhere in the output."""
     assert done.returncode != 0, done.stdout + done.stderr
@@ -60,7 +68,9 @@ def assert_one_error_line(done: subprocess.CompletedProcess[str], *fragments: st
 
 
 def test_missing_folder(cli, tmp_path: Path) -> None:
-    assert_clean_error(cli("train", "ganomaly", tmp_path / "nope", "--out", tmp_path / "m", *TINY), "no such file or folder")
+    assert_clean_error(
+        cli("train", "ganomaly", tmp_path / "nope", "--out", tmp_path / "m", *TINY), "no such file or folder"
+    )
 
 
 def test_empty_folder(cli, tmp_path: Path) -> None:
@@ -71,7 +81,9 @@ def test_empty_folder(cli, tmp_path: Path) -> None:
 def test_corrupt_image(cli, tmp_path: Path) -> None:
     folder = write_images(tmp_path / "imgs", 4)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
-    assert_clean_error(cli("train", "ganomaly", folder, "--out", tmp_path / "m", *TINY), "broken.jpg", "not a readable image")
+    assert_clean_error(
+        cli("train", "ganomaly", folder, "--out", tmp_path / "m", *TINY), "broken.jpg", "not a readable image"
+    )
 
 
 def test_csv_with_nan(cli, tmp_path: Path) -> None:
@@ -103,14 +115,19 @@ def test_window_longer_than_training_series(cli, tmp_path: Path) -> None:
 
 def test_unknown_detector(cli, tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
-    assert_clean_error(cli("train", "no-such-gan", csv, "--out", tmp_path / "m", "--no-progress"),
-                       "unknown detector 'no-such-gan'", "ganomaly")
+    assert_clean_error(
+        cli("train", "no-such-gan", csv, "--out", tmp_path / "m", "--no-progress"),
+        "unknown detector 'no-such-gan'",
+        "ganomaly",
+    )
 
 
 def test_unknown_detector_option(cli, tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
-    assert_clean_error(cli("train", "ganomaly", csv, "--out", tmp_path / "m", "--set", "depth=3", "--no-progress"),
-                       "unknown option 'depth'")
+    assert_clean_error(
+        cli("train", "ganomaly", csv, "--out", tmp_path / "m", "--set", "depth=3", "--no-progress"),
+        "unknown option 'depth'",
+    )
 
 
 def test_model_folder_from_an_incompatible_version(cli, series_model: Path, tmp_path: Path) -> None:
@@ -148,19 +165,38 @@ def test_evaluate_without_labels(cli, series_model: Path, tmp_path: Path) -> Non
     ("url", "fragments", "secrets"),
     [
         (f"postgresql://anomaly:{SECRET}@127.0.0.1:abc/db", ("127.0.0.1:abc", "port must be a number"), (SECRET,)),
-        (f"postgres://anomaly:{SECRET}@127.0.0.1:1/db", ("postgresql+psycopg://anomaly:***@127.0.0.1:1/db",
-                                                        "port 1 failed"), (SECRET,)),
-        (f"postgresql://anomaly:p@ss-{SECRET}@127.0.0.1:1/db", ("anomaly:***@127.0.0.1:1/db", "%40"),
-         (f"ss-{SECRET}", SECRET)),
+        (
+            f"postgres://anomaly:{SECRET}@127.0.0.1:1/db",
+            ("postgresql+psycopg://anomaly:***@127.0.0.1:1/db", "port 1 failed"),
+            (SECRET,),
+        ),
+        (
+            f"postgresql://anomaly:p@ss-{SECRET}@127.0.0.1:1/db",
+            ("anomaly:***@127.0.0.1:1/db", "%40"),
+            (f"ss-{SECRET}", SECRET),
+        ),
         (f"postgresql+psycopg://anomaly:p@ss:{SECRET}@127.0.0.1:1/db", ("%40",), (SECRET,)),
-        (f"postgresql+psycopg://anomaly:{quote('p@ss:w/' + SECRET, safe='')}@127.0.0.1:1/db",
-         ("anomaly:***@127.0.0.1:1/db", "port 1 failed"), (SECRET,)),
+        (
+            f"postgresql+psycopg://anomaly:{quote('p@ss:w/' + SECRET, safe='')}@127.0.0.1:1/db",
+            ("anomaly:***@127.0.0.1:1/db", "port 1 failed"),
+            (SECRET,),
+        ),
         (f"postgresql+psycopg://anomaly:pa:ss/{SECRET}@127.0.0.1:1/db", ("anomaly:***@", "port 1 failed"), (SECRET,)),
-        (f"postgresql+psycopg://anomaly@127.0.0.1:1/db?sslmode=disable&password={SECRET}",
-         ("password=***", "port 1 failed"), (SECRET,)),
+        (
+            f"postgresql+psycopg://anomaly@127.0.0.1:1/db?sslmode=disable&password={SECRET}",
+            ("password=***", "port 1 failed"),
+            (SECRET,),
+        ),
     ],
-    ids=["port-not-a-number", "postgres-scheme", "at-in-password", "at-then-colon", "percent-escaped",
-         "colon-and-slash", "query-password"],
+    ids=[
+        "port-not-a-number",
+        "postgres-scheme",
+        "at-in-password",
+        "at-then-colon",
+        "percent-escaped",
+        "colon-and-slash",
+        "query-password",
+    ],
 )
 def test_database_url_mistakes_are_one_line_without_the_password(
     tmp_path: Path, url: str, fragments: tuple[str, ...], secrets: tuple[str, ...]
@@ -179,6 +215,7 @@ def test_labelling_an_id_too_large_for_the_database_is_one_line(tmp_path: Path) 
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate.upgrade(url=url)
-    done = run_anomaly("events", "label", "999999999999999999999", "normal", cwd=tmp_path,
-                       env={"ANOMALY_DATABASE_URL": url})
+    done = run_anomaly(
+        "events", "label", "999999999999999999999", "normal", cwd=tmp_path, env={"ANOMALY_DATABASE_URL": url}
+    )
     assert_one_error_line(done, "no event with id 999999999999999999999")

@@ -46,22 +46,54 @@ def assert_trap(tmp_path: Path, *args: object, fragments: tuple[str, ...]) -> st
         ("lr=-1", ("lr must be > 0 and <= 1 (got -1.0)",)),
     ],
 )
-def test_bad_detector_options_are_refused_before_training(tmp_path: Path, option: str, fragments: tuple[str, ...]) -> None:
+def test_bad_detector_options_are_refused_before_training(
+    tmp_path: Path, option: str, fragments: tuple[str, ...]
+) -> None:
     csv = write_series(tmp_path / "s.csv")
-    assert_trap(tmp_path, "train", "ganomaly", csv, "--out", tmp_path / "m", "--window", "8", *TINY, "--set", option,
-                fragments=fragments)
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        csv,
+        "--out",
+        tmp_path / "m",
+        "--window",
+        "8",
+        *TINY,
+        "--set",
+        option,
+        fragments=fragments,
+    )
 
 
 def test_a_missing_normal_class_lists_the_sub_folders(tmp_path: Path) -> None:
     data = labelled_folder(tmp_path / "tile")
-    assert_trap(tmp_path, "train", "ganomaly", data, "--out", tmp_path / "m", "--normal-class", "Nope", *TINY,
-                fragments=("'Nope'", "MT_Crack, MT_Free"))
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        data,
+        "--out",
+        tmp_path / "m",
+        "--normal-class",
+        "Nope",
+        *TINY,
+        fragments=("'Nope'", "MT_Crack, MT_Free"),
+    )
 
 
 def test_a_labelled_folder_without_good_needs_the_normal_class(tmp_path: Path) -> None:
     data = labelled_folder(tmp_path / "tile")
-    assert_trap(tmp_path, "train", "ganomaly", data, "--out", tmp_path / "m", *TINY,
-                fragments=("no 'good' folder", "--normal-class", "MT_Crack, MT_Free"))
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        data,
+        "--out",
+        tmp_path / "m",
+        *TINY,
+        fragments=("no 'good' folder", "--normal-class", "MT_Crack, MT_Free"),
+    )
 
 
 def test_a_plain_folder_of_normal_images_still_trains_without_a_class(tmp_path: Path) -> None:
@@ -74,8 +106,18 @@ def test_a_plain_folder_of_normal_images_still_trains_without_a_class(tmp_path: 
 def test_out_naming_a_file_is_refused_before_training(tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
     (tmp_path / "taken").write_text("not a model")
-    assert_trap(tmp_path, "train", "ganomaly", csv, "--out", tmp_path / "taken", "--window", "8", *TINY,
-                fragments=("is a file",))
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        csv,
+        "--out",
+        tmp_path / "taken",
+        "--window",
+        "8",
+        *TINY,
+        fragments=("is a file",),
+    )
 
 
 def test_an_existing_model_is_not_overwritten_without_force(tmp_path: Path, series_model: Path) -> None:
@@ -101,28 +143,63 @@ def test_a_folder_that_is_not_a_model_is_never_replaced(tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
-    assert_trap(tmp_path, "train", "ganomaly", csv, "--out", tmp_path / "notes", "--force", "--window", "8", *TINY,
-                fragments=("holds no model",))
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        csv,
+        "--out",
+        tmp_path / "notes",
+        "--force",
+        "--window",
+        "8",
+        *TINY,
+        fragments=("holds no model",),
+    )
 
 
 def test_a_yes_no_label_column_is_refused(tmp_path: Path) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{'yes' if i % 7 == 0 else 'no'}\n" for i in range(60)))
-    assert_trap(tmp_path, "train", "ganomaly", csv, "--out", tmp_path / "m", "--window", "8", *TINY,
-                fragments=("column 'label'", "0 (normal) or 1 (anomalous)", "'yes'"))
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        csv,
+        "--out",
+        tmp_path / "m",
+        "--window",
+        "8",
+        *TINY,
+        fragments=("column 'label'", "0 (normal) or 1 (anomalous)", "'yes'"),
+    )
 
 
 def test_a_text_file_named_npz_is_one_line_without_pickle_advice(tmp_path: Path) -> None:
     npz = tmp_path / "series.npz"
     npz.write_text("1,2\n3,4\n")
-    line = assert_trap(tmp_path, "train", "ganomaly", npz, "--out", tmp_path / "m", *TINY, fragments=("not an NPZ file",))
+    line = assert_trap(
+        tmp_path, "train", "ganomaly", npz, "--out", tmp_path / "m", *TINY, fragments=("not an NPZ file",)
+    )
     assert "pickle" not in line
 
 
 def test_diverging_training_saves_nothing(tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
-    assert_trap(tmp_path, "train", "ganomaly", csv, "--out", tmp_path / "m", "--window", "8", *TINY,
-                "--set", "w_con=1e300", fragments=("training diverged at epoch 1", "nothing was saved"))
+    assert_trap(
+        tmp_path,
+        "train",
+        "ganomaly",
+        csv,
+        "--out",
+        tmp_path / "m",
+        "--window",
+        "8",
+        *TINY,
+        "--set",
+        "w_con=1e300",
+        fragments=("training diverged at epoch 1", "nothing was saved"),
+    )
 
 
 def test_a_non_finite_threshold_is_refused_by_evaluate_and_score(tmp_path: Path, series_model: Path) -> None:
@@ -132,8 +209,9 @@ def test_a_non_finite_threshold_is_refused_by_evaluate_and_score(tmp_path: Path,
     manifest["threshold"] = float("nan")
     (model / "manifest.json").write_text(json.dumps(manifest))
     labelled = tmp_path / "labelled.csv"
-    labelled.write_text("a,b,label\n" + "".join(f"{np.sin(i / 4)},{np.sin(i / 5)},{int(i % 40 == 0)}\n"
-                                                  for i in range(120)))
+    labelled.write_text(
+        "a,b,label\n" + "".join(f"{np.sin(i / 4)},{np.sin(i / 5)},{int(i % 40 == 0)}\n" for i in range(120))
+    )
     assert_trap(tmp_path, "evaluate", model, labelled, fragments=("threshold must be a finite number",))
     assert_trap(tmp_path, "score", model, labelled, fragments=("threshold must be a finite number",))
 
@@ -144,24 +222,31 @@ def test_scores_that_are_not_finite_print_as_null_and_fail(tmp_path: Path, serie
     model = tmp_path / "nan-weights"
     shutil.copytree(series_model, model)
     with h5py.File(model / "decoder.weights.h5", "r+") as weights:
-        weights.visititems(lambda _, item: item.__setitem__(Ellipsis, np.nan) if isinstance(item, h5py.Dataset) else None)
+        weights.visititems(
+            lambda _, item: item.__setitem__(Ellipsis, np.nan) if isinstance(item, h5py.Dataset) else None
+        )
     done = run_anomaly("score", model, write_series(tmp_path / "s.csv"), cwd=tmp_path)
     assert_one_error_line(done, "no finite score", "printed as null")
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert rows and all(row["score"] is None and row["is_anomaly"] is None for row in rows)
     labelled = tmp_path / "labelled.csv"
-    labelled.write_text("a,b,label\n" + "".join(f"{np.sin(i / 4)},{np.sin(i / 5)},{int(i % 40 == 0)}\n"
-                                                  for i in range(120)))
+    labelled.write_text(
+        "a,b,label\n" + "".join(f"{np.sin(i / 4)},{np.sin(i / 5)},{int(i % 40 == 0)}\n" for i in range(120))
+    )
     assert_trap(tmp_path, "evaluate", model, labelled, fragments=("no finite score", "retrain"))
 
 
 def test_inputs_are_checked_before_tensorflow_loads(tmp_path: Path, series_model: Path) -> None:
-    probe = ("import sys\nfrom anomaly.cli import cli\n"
-             "try:\n    cli(sys.argv[1:], standalone_mode=False)\nexcept Exception as exc:\n    print(type(exc).__name__)\n"
-             "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'tensorflow not loaded')\n")
-    for args in (["score", str(series_model), str(tmp_path / "missing.csv")],
-                 ["evaluate", str(series_model), str(tmp_path / "missing.csv")],
-                 ["score", str(tmp_path / "no-model"), str(write_series(tmp_path / "s.csv"))]):
+    probe = (
+        "import sys\nfrom anomaly.cli import cli\n"
+        "try:\n    cli(sys.argv[1:], standalone_mode=False)\nexcept Exception as exc:\n    print(type(exc).__name__)\n"
+        "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'tensorflow not loaded')\n"
+    )
+    for args in (
+        ["score", str(series_model), str(tmp_path / "missing.csv")],
+        ["evaluate", str(series_model), str(tmp_path / "missing.csv")],
+        ["score", str(tmp_path / "no-model"), str(write_series(tmp_path / "s.csv"))],
+    ):
         done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
         assert done.stdout.splitlines()[-1] == "tensorflow not loaded", done.stdout + done.stderr
 
@@ -179,8 +264,9 @@ def test_results_go_to_stdout_and_json_is_offered(tmp_path: Path) -> None:
     done = run_anomaly("train", "ganomaly", csv, "--out", tmp_path / "m", "--window", "8", *TINY, cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert "trained ganomaly" in done.stdout and "threshold" in done.stdout
-    as_json = run_anomaly("train", "ganomaly", csv, "--out", tmp_path / "m", "--force", "--window", "8", *TINY,
-                          "--json", cwd=tmp_path)
+    as_json = run_anomaly(
+        "train", "ganomaly", csv, "--out", tmp_path / "m", "--force", "--window", "8", *TINY, "--json", cwd=tmp_path
+    )
     report = json.loads(as_json.stdout)
     assert report["detector"] == "ganomaly" and np.isfinite(report["threshold"])
 
@@ -188,8 +274,12 @@ def test_results_go_to_stdout_and_json_is_offered(tmp_path: Path) -> None:
 def test_every_option_has_help() -> None:
     from anomaly.cli import cli
 
-    missing = [f"{command.name} {param.opts[0]}" for command in [cli, *cli.commands.values()]
-               for param in command.params if isinstance(param, click.Option) and not param.help]
+    missing = [
+        f"{command.name} {param.opts[0]}"
+        for command in [cli, *cli.commands.values()]
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
     assert missing == []
 
 
@@ -197,8 +287,11 @@ def test_plugins_lists_options_as_objects_and_reads_at_any_width(tmp_path: Path)
     listed = json.loads(run_anomaly("plugins", "--json", cwd=tmp_path).stdout)
     ganomaly = next(d for d in listed["detectors"] if d["name"] == "ganomaly")
     network = next(o for o in ganomaly["options"] if o["name"] == "network")
-    assert network == {"name": "network", "type": "str", "default": "dense", "choices": ["dense", "conv"],
-                       "help": network["help"]} and network["help"]
+    assert (
+        network
+        == {"name": "network", "type": "str", "default": "dense", "choices": ["dense", "conv"], "help": network["help"]}
+        and network["help"]
+    )
     text = run_anomaly("plugins", cwd=tmp_path, env={"COLUMNS": "40"}).stdout
     assert any(line.strip().startswith("network=dense") and "one of dense|conv" in line for line in text.splitlines())
 
@@ -221,8 +314,10 @@ def test_stride_means_the_step_between_windows_in_train_and_score(tmp_path: Path
 def test_config_file_with_flags_overriding_and_the_run_repeatable_from_its_folder(cli, tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
     config = tmp_path / "run.toml"
-    config.write_text(f'detector = "ganomaly"\ndata = "{csv}"\nwindow = 8\nepochs = 3\nprogress = false\n'
-                      'set = {width = 4, latent = 4, score_weights = {reconstruction = 1}}\n')
+    config.write_text(
+        f'detector = "ganomaly"\ndata = "{csv}"\nwindow = 8\nepochs = 3\nprogress = false\n'
+        "set = {width = 4, latent = 4, score_weights = {reconstruction = 1}}\n"
+    )
     result = cli("train", "--config", config, "--out", tmp_path / "a", "--epochs", "1")
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
@@ -244,12 +339,23 @@ def test_config_file_with_an_unknown_key_is_one_line(tmp_path: Path) -> None:
     assert_trap(tmp_path, "train", "--config", config, "--out", tmp_path / "m", fragments=("unknown key 'epoch'",))
 
 
-
 def test_register_checks_the_database_before_training(tmp_path: Path) -> None:
     csv = write_series(tmp_path / "s.csv")
     before = sorted(tmp_path.rglob("*"))
-    done = run_anomaly("train", "ganomaly", csv, "--out", tmp_path / "m", "--window", "8", *TINY, "--register", "pumps",
-                       cwd=tmp_path, env={"ANOMALY_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"})
+    done = run_anomaly(
+        "train",
+        "ganomaly",
+        csv,
+        "--out",
+        tmp_path / "m",
+        "--window",
+        "8",
+        *TINY,
+        "--register",
+        "pumps",
+        cwd=tmp_path,
+        env={"ANOMALY_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"},
+    )
     assert_one_error_line(done, "no anomaly schema yet", "anomaly db upgrade")
     assert not (tmp_path / "m").exists()
     assert [p for p in sorted(tmp_path.rglob("*")) if p.name != "fresh.db"] == before

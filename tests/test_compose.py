@@ -11,11 +11,11 @@ import os
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
@@ -48,8 +48,12 @@ def _schema_errors(stack: dict) -> list[str]:
 
 
 def _compose_config(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker-compose", "--project-directory", str(folder), "-f", str(folder / "compose.yaml"),
-                           "config", "-q"], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["docker-compose", "--project-directory", str(folder), "-f", str(folder / "compose.yaml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_compose_file_follows_the_compose_specification(tmp_path: Path) -> None:

@@ -162,9 +162,14 @@ def test_calibration_on_labelled_anomalies_sets_the_f1_threshold() -> None:
     from anomaly.testing import make_spec, synthetic_images
 
     cls = registry().get("ganomaly")
-    detector = cls(make_spec("image"), cls.Params(width=4, latent=4),
-                   FitSettings(epochs=1, batch_size=8, calibration=Calibration(method="f1")))
+    detector = cls(
+        make_spec("image"),
+        cls.Params(width=4, latent=4),
+        FitSettings(epochs=1, batch_size=8, calibration=Calibration(method="f1")),
+    )
     rng = np.random.default_rng(1)
-    noise = ImageSet(ids=["n0", "n1", "n2"], images=[rng.integers(0, 255, (24, 30, 1), dtype=np.uint8) for _ in range(3)])
+    noise = ImageSet(
+        ids=["n0", "n1", "n2"], images=[rng.integers(0, 255, (24, 30, 1), dtype=np.uint8) for _ in range(3)]
+    )
     detector.fit(synthetic_images(), anomalies=noise)
     assert detector.score(noise).is_anomaly.all()

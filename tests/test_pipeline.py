@@ -78,8 +78,24 @@ def test_holdout_never_splits_an_image_across_train_and_calibration() -> None:
 def test_evaluate_smd_windows(cli, tmp_path: Path, shared_data: Path) -> None:
     npz = shared_data / "smd" / "machine-2-7.npz"
     model = tmp_path / "smd"
-    trained = cli("train", "ganomaly", npz, "--out", model, "--window", "16", "--stride", "8", "--epochs", "1",
-                  "--set", "width=8", "--set", "latent=8", "--no-progress")
+    trained = cli(
+        "train",
+        "ganomaly",
+        npz,
+        "--out",
+        model,
+        "--window",
+        "16",
+        "--stride",
+        "8",
+        "--epochs",
+        "1",
+        "--set",
+        "width=8",
+        "--set",
+        "latent=8",
+        "--no-progress",
+    )
     assert trained.exit_code == 0, trained.output
     report = json.loads(cli("evaluate", model, npz, "--json").output)
     result = report["results"]["all"]
@@ -89,7 +105,7 @@ def test_evaluate_smd_windows(cli, tmp_path: Path, shared_data: Path) -> None:
 
 def test_xla_compiled_training_repeats_with_a_seed(monkeypatch) -> None:
     """Long runs compile the training step with XLA; a seed must still repeat exactly."""
-    from anomaly.keras_detector import KerasDetector
+    from anomaly.keras.detector import KerasDetector
     from anomaly.plugins import registry
     from anomaly.testing import make_spec, synthetic_series
 
@@ -136,8 +152,9 @@ def test_unset_width_is_chosen_per_input_without_touching_the_callers_params() -
     assert (image.params.width, series.params.width, shared.width) == (16, 32, None)
 
 
-@pytest.mark.parametrize("modality, scored_by", [("image", ("latent", "reconstruction", "discriminator")),
-                                                 ("series", ("reconstruction",))])
+@pytest.mark.parametrize(
+    "modality, scored_by", [("image", ("latent", "reconstruction", "discriminator")), ("series", ("reconstruction",))]
+)
 def test_ganomaly_scores_each_input_by_its_chosen_components(modality: str, scored_by: tuple[str, ...]) -> None:
     """Images by all three components, series by reconstruction (docs/benchmarks.md, "Image defaults", "Defaults")."""
     from anomaly.plugins import registry

@@ -107,8 +107,13 @@ def test_maps_and_masks_meet_at_the_resolution_the_network_saw() -> None:
     image without a mask is left out, a normal one without a mask is all normal pixels."""
     spec = ImageSpec(image_size=16, tile=True, scale=20)
     mask = _square((40, 60), (10, 20, 10, 30))
-    data = ImageSet(ids=["a", "b", "c"], images=[np.zeros((40, 60, 1), np.uint8)] * 3,
-                    labels=np.array([1, 1, 0]), kinds=["dent", "dent", "good"], masks=[mask, None, None])
+    data = ImageSet(
+        ids=["a", "b", "c"],
+        images=[np.zeros((40, 60, 1), np.uint8)] * 3,
+        labels=np.array([1, 1, 0]),
+        kinds=["dent", "dent", "good"],
+        masks=[mask, None, None],
+    )
     maps = [mask.astype(np.float32), np.ones((40, 60), np.float32), np.zeros((40, 60), np.float32)]
     results = pixel_results(spec, data, maps)
     assert set(results) == {"all", "dent"}
@@ -141,9 +146,28 @@ def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("pixels")
     data = _jpeg_folder_with_masks(root / "parts")
     model = root / "model"
-    result = CliRunner().invoke(cli, ["train", "ganomaly", str(data), "--out", str(model), "--epochs", "1",
-                                      "--set", "width=4", "--set", "latent=4", "--no-progress", "--image-size",
-                                      "16", "--scale", "24"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "ganomaly",
+            str(data),
+            "--out",
+            str(model),
+            "--epochs",
+            "1",
+            "--set",
+            "width=4",
+            "--set",
+            "latent=4",
+            "--no-progress",
+            "--image-size",
+            "16",
+            "--scale",
+            "24",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return model, data
 

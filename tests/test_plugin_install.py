@@ -19,14 +19,27 @@ def run_cli(site: Path, *args: str, env_extra: dict | None = None) -> subprocess
     env = {**os.environ, "PYTHONPATH": str(site), **(env_extra or {})}
     if "ANOMALY_PLUGINS" not in (env_extra or {}):
         env.pop("ANOMALY_PLUGINS", None)
-    return subprocess.run([sys.executable, "-m", "anomaly", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(TEMPLATE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(TEMPLATE),
+        ],
         check=True,
         capture_output=True,
     )
@@ -57,8 +70,9 @@ def test_installed_plugin_trains_and_scores_through_the_cli(site: Path, tmp_path
     csv = tmp_path / "normal.csv"
     np.savetxt(csv, np.c_[np.sin(t / 5), np.cos(t / 9)], delimiter=",", header="a,b", comments="")
     model = tmp_path / "model"
-    trained = run_cli(site, "train", "template", str(csv), "--out", str(model), "--epochs", "1", "--window", "10",
-                      "--no-progress")
+    trained = run_cli(
+        site, "train", "template", str(csv), "--out", str(model), "--epochs", "1", "--window", "10", "--no-progress"
+    )
     assert trained.returncode == 0, trained.stderr
     scored = run_cli(site, "score", str(model), str(csv))
     assert scored.returncode == 0, scored.stderr
@@ -78,9 +92,13 @@ def test_broken_plugins_are_reported_and_skipped(site: Path, tmp_path: Path) -> 
     broken_site = tmp_path / "broken-site"
     broken_site.mkdir()
     _fake_distribution(broken_site, "missing_module", "no_such_module_here")
-    _fake_distribution(broken_site, "bad_hook", "bad_hook_plugin",
-                       "from anomaly.hookspecs import hookimpl\n\n@hookimpl\ndef register_detectors(register):\n"
-                       "    register(object)\n")
+    _fake_distribution(
+        broken_site,
+        "bad_hook",
+        "bad_hook_plugin",
+        "from anomaly.hookspecs import hookimpl\n\n@hookimpl\ndef register_detectors(register):\n"
+        "    register(object)\n",
+    )
     result = run_cli(Path(f"{site}{os.pathsep}{broken_site}"), "plugins", "--json")
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
@@ -95,7 +113,11 @@ def test_template_passes_the_contract_kit(site: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(site)}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(TEMPLATE / "tests")],
-        capture_output=True, text=True, env=env, timeout=300, cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=TEMPLATE,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout

@@ -19,8 +19,19 @@ from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BROKER_ONLY = ("scripts/kafka.sh", "anomaly serve", "anomaly produce")
-FAST_TRAINING = ["--epochs", "1", "--set", "width=4", "--set", "latent=4", "--no-progress",
-                 "--image-size", "16", "--scale", "32"]
+FAST_TRAINING = [
+    "--epochs",
+    "1",
+    "--set",
+    "width=4",
+    "--set",
+    "latent=4",
+    "--no-progress",
+    "--image-size",
+    "16",
+    "--scale",
+    "32",
+]
 
 
 def readme_commands() -> list[str]:
@@ -85,8 +96,10 @@ def test_readme_has_commands_to_run() -> None:
 
 
 def test_readme_commands_run_as_written(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = {"../shared/data/magnetic_tile": tiny_magnetic_tile(tmp_path / "data" / "magnetic_tile"),
-            "../shared/data/smd/machine-2-2.npz": tiny_smd(tmp_path / "data" / "smd" / "machine-2-2.npz")}
+    data = {
+        "../shared/data/magnetic_tile": tiny_magnetic_tile(tmp_path / "data" / "magnetic_tile"),
+        "../shared/data/smd/machine-2-2.npz": tiny_smd(tmp_path / "data" / "smd" / "machine-2-2.npz"),
+    }
     monkeypatch.chdir(tmp_path)
     for line in readme_commands():
         assert "../shared" not in " ".join(as_run_here(line, data)), f"no tiny stand-in for the data of: {line}"

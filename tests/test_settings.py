@@ -36,8 +36,10 @@ def _show(cli, *args: str) -> dict[str, dict]:
 
 def test_each_key_comes_from_default_file_env_or_env_file(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "prod.toml"
-    config.write_text('[kafka]\nbootstrap_servers = "k1:9093"\nclient_id = "from-file"\n'
-                      '[serve]\nmetrics_port = 9500\ngroup = "file-group"\n')
+    config.write_text(
+        '[kafka]\nbootstrap_servers = "k1:9093"\nclient_id = "from-file"\n'
+        '[serve]\nmetrics_port = 9500\ngroup = "file-group"\n'
+    )
     (tmp_path / "sasl").write_text(f"{SASL_SECRET}\n")  # as a mounted secret usually ends
     monkeypatch.setenv("ANOMALY_SERVE_METRICS_PORT", "9600")
     monkeypatch.setenv("ANOMALY_KAFKA_SASL_PLAIN_PASSWORD_FILE", str(tmp_path / "sasl"))
@@ -45,10 +47,15 @@ def test_each_key_comes_from_default_file_env_or_env_file(cli, tmp_path: Path, m
     assert shown["database.url"]["source"] == "default"
     assert (shown["serve.group"]["value"], shown["serve.group"]["source"]) == ("file-group", f"file {config}")
     assert (shown["serve.metrics_port"]["value"], shown["serve.metrics_port"]["source"]) == (
-        9600, "env ANOMALY_SERVE_METRICS_PORT")
+        9600,
+        "env ANOMALY_SERVE_METRICS_PORT",
+    )
     assert shown["kafka.sasl_plain_password"] == {
-        "key": "kafka.sasl_plain_password", "value": "***", "source": "env file ANOMALY_KAFKA_SASL_PLAIN_PASSWORD_FILE",
-        "env": ["ANOMALY_KAFKA_SASL_PLAIN_PASSWORD", "ANOMALY_KAFKA_SASL_PLAIN_PASSWORD_FILE"]}
+        "key": "kafka.sasl_plain_password",
+        "value": "***",
+        "source": "env file ANOMALY_KAFKA_SASL_PLAIN_PASSWORD_FILE",
+        "env": ["ANOMALY_KAFKA_SASL_PLAIN_PASSWORD", "ANOMALY_KAFKA_SASL_PLAIN_PASSWORD_FILE"],
+    }
     with settings.using(config):
         assert kafka_settings() == ("k1:9093", {"client_id": "from-file", "sasl_plain_password": SASL_SECRET})
 
@@ -70,8 +77,13 @@ def test_kafka_security_from_the_environment(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("ANOMALY_KAFKA_SSL_CAFILE", "ca.pem")
     monkeypatch.setenv("ANOMALY_KAFKA_SSL_CHECK_HOSTNAME", "false")
     assert kafka_settings()[1] == {
-        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "alice",
-        "sasl_plain_password": SASL_SECRET, "ssl_cafile": "ca.pem", "ssl_check_hostname": False}
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": SASL_SECRET,
+        "ssl_cafile": "ca.pem",
+        "ssl_check_hostname": False,
+    }
 
 
 def test_lists_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,8 +96,10 @@ def test_lists_from_the_environment_are_comma_separated(monkeypatch: pytest.Monk
 def test_serve_flags_override_the_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from anomaly.cli.stream import serve_command
 
-    (tmp_path / "anomaly.toml").write_text('[serve]\ntopics = ["a", "b"]\nmodels = ["m"]\ngroup = "g-file"\n'
-                                           "metrics_port = 9500\nhealth_timeout = 12.5\nstore_payload = false\n")
+    (tmp_path / "anomaly.toml").write_text(
+        '[serve]\ntopics = ["a", "b"]\nmodels = ["m"]\ngroup = "g-file"\n'
+        "metrics_port = 9500\nhealth_timeout = 12.5\nstore_payload = false\n"
+    )
     monkeypatch.setenv("ANOMALY_SERVE_GROUP", "g-env")
     params = serve_command.make_context("serve", ["--metrics-port", "0"]).params
     assert (params["topics"], params["models"], params["group"]) == (("a", "b"), ("m",), "g-env")
@@ -102,24 +116,45 @@ def test_serve_without_topics_anywhere_names_the_option(cli) -> None:
 @pytest.mark.parametrize(
     ("content", "env", "fragments"),
     [
-        ("[serve]\nmetrics_port = \"abc\"\n", {}, ("anomaly.toml: serve.metrics_port:", "valid integer", "'abc'")),
+        ('[serve]\nmetrics_port = "abc"\n', {}, ("anomaly.toml: serve.metrics_port:", "valid integer", "'abc'")),
         ("[serve]\nmetrics_port = 70000\n", {}, ("serve.metrics_port: input should be less than or equal to 65535",)),
         ("", {"ANOMALY_SERVE_HEALTH_TIMEOUT": "soon"}, ("ANOMALY_SERVE_HEALTH_TIMEOUT: serve.health_timeout:",)),
-        ("[kafka]\nsasl_pasword = \"x\"\n", {}, ("unknown setting kafka.sasl_pasword", "kafka.sasl_plain_password")),
-        ("[kafak]\nclient_id = \"x\"\n", {}, ("unknown setting kafak", "database, kafka, serve")),
-        ("[kafka]\nsasl_mechanism = \"GSSAPI\"\n", {}, ("kafka.sasl_mechanism:", "'SCRAM-SHA-512'")),
-        ("[kafka]\nssl_cafile = \"missing-ca.pem\"\n", {}, ("kafka.ssl_cafile:", "not point to a file", "missing-ca.pem")),
-        ("", {"ANOMALY_KAFKA_SSL_PASSWORD_FILE": "/run/secrets/none"},
-         ("ANOMALY_KAFKA_SSL_PASSWORD_FILE names /run/secrets/none", "cannot be read")),
-        ("", {"ANOMALY_KAFKA_SSL_PASSWORD": KEY_SECRET, "ANOMALY_KAFKA_SSL_PASSWORD_FILE": "/x"},
-         ("set one of ANOMALY_KAFKA_SSL_PASSWORD and ANOMALY_KAFKA_SSL_PASSWORD_FILE",)),
+        ('[kafka]\nsasl_pasword = "x"\n', {}, ("unknown setting kafka.sasl_pasword", "kafka.sasl_plain_password")),
+        ('[kafak]\nclient_id = "x"\n', {}, ("unknown setting kafak", "database, kafka, serve")),
+        ('[kafka]\nsasl_mechanism = "GSSAPI"\n', {}, ("kafka.sasl_mechanism:", "'SCRAM-SHA-512'")),
+        (
+            '[kafka]\nssl_cafile = "missing-ca.pem"\n',
+            {},
+            ("kafka.ssl_cafile:", "not point to a file", "missing-ca.pem"),
+        ),
+        (
+            "",
+            {"ANOMALY_KAFKA_SSL_PASSWORD_FILE": "/run/secrets/none"},
+            ("ANOMALY_KAFKA_SSL_PASSWORD_FILE names /run/secrets/none", "cannot be read"),
+        ),
+        (
+            "",
+            {"ANOMALY_KAFKA_SSL_PASSWORD": KEY_SECRET, "ANOMALY_KAFKA_SSL_PASSWORD_FILE": "/x"},
+            ("set one of ANOMALY_KAFKA_SSL_PASSWORD and ANOMALY_KAFKA_SSL_PASSWORD_FILE",),
+        ),
         ("[kafka]\nssl_password = 98765431\n", {}, ("kafka.ssl_password: input should be a valid string",)),
     ],
-    ids=["type", "range", "env-type", "unknown-key", "unknown-table", "mechanism", "missing-ca", "missing-secret-file",
-         "both-env-and-file", "secret-type"],
+    ids=[
+        "type",
+        "range",
+        "env-type",
+        "unknown-key",
+        "unknown-table",
+        "mechanism",
+        "missing-ca",
+        "missing-secret-file",
+        "both-env-and-file",
+        "secret-type",
+    ],
 )
-def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path: Path, content: str, env: dict[str, str],
-                                                        fragments: tuple[str, ...]) -> None:
+def test_a_bad_configuration_is_one_line_naming_the_key(
+    tmp_path: Path, content: str, env: dict[str, str], fragments: tuple[str, ...]
+) -> None:
     (tmp_path / "anomaly.toml").write_text(content + f'[database]\nurl = "postgresql://u:{DB_SECRET}@db/x"\n')
     done = run_anomaly("config", "show", cwd=tmp_path, env=env)
     line = assert_one_error_line(done, *fragments, secrets=(DB_SECRET, KEY_SECRET, "98765431"))
@@ -127,17 +162,22 @@ def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path: Path, content:
 
 
 def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
-    assert_one_error_line(run_anomaly("--config", "nope.toml", "db", "current", cwd=tmp_path),
-                          "--config names nope.toml, which is not a file")
-    assert_one_error_line(run_anomaly("db", "current", cwd=tmp_path, env={"ANOMALY_CONFIG": "gone.toml"}),
-                          "ANOMALY_CONFIG names gone.toml, which is not a file")
+    assert_one_error_line(
+        run_anomaly("--config", "nope.toml", "db", "current", cwd=tmp_path),
+        "--config names nope.toml, which is not a file",
+    )
+    assert_one_error_line(
+        run_anomaly("db", "current", cwd=tmp_path, env={"ANOMALY_CONFIG": "gone.toml"}),
+        "ANOMALY_CONFIG names gone.toml, which is not a file",
+    )
 
 
 def test_config_show_prints_no_secret(tmp_path: Path) -> None:
     (tmp_path / "key-pw").write_text(KEY_SECRET)
     (tmp_path / "anomaly.toml").write_text(
         f'[database]\nurl = "postgresql://anomaly:{DB_SECRET}@db:5432/prod"\n'
-        f'[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_plain_username = "alice"\nsasl_plain_password = "{SASL_SECRET}"\n')
+        f'[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_plain_username = "alice"\nsasl_plain_password = "{SASL_SECRET}"\n'
+    )
     env = {"ANOMALY_KAFKA_SSL_PASSWORD_FILE": str(tmp_path / "key-pw")}
     for args in (("config", "show"), ("config", "show", "--json")):
         done = run_anomaly(*args, cwd=tmp_path, env=env)
@@ -186,6 +226,8 @@ def test_serve_takes_its_topics_and_models_from_the_global_config_option(cli, tm
     migrate.upgrade(url=url)
     config = tmp_path / "elsewhere" / "prod.toml"
     config.parent.mkdir()
-    config.write_text(f'[database]\nurl = "{url}"\n[serve]\ntopics = ["t"]\nmodels = ["from-config"]\nmetrics_port = 0\n')
+    config.write_text(
+        f'[database]\nurl = "{url}"\n[serve]\ntopics = ["t"]\nmodels = ["from-config"]\nmetrics_port = 0\n'
+    )
     result = cli("--config", str(config), "serve", "--log-format", "text")
     assert result.exit_code == 2 and "no active version of model 'from-config'" in result.output

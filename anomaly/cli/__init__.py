@@ -44,10 +44,15 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="anomaly")
 @click.option("-v", "--verbose", count=True, help="More log output, TensorFlow's included (-vv for debug).")
-@click.option("--config", type=click.Path(path_type=Path), default=None, expose_value=False,
-              callback=lambda ctx, _param, path: ctx.meta.__setitem__(CONFIG_META, path),
-              help="Service configuration file (database, Kafka, serve) [default: ANOMALY_CONFIG, else "
-                   "anomaly.toml here]. Not train's --config, which holds a run's options.")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    default=None,
+    expose_value=False,
+    callback=lambda ctx, _param, path: ctx.meta.__setitem__(CONFIG_META, path),
+    help="Service configuration file (database, Kafka, serve) [default: ANOMALY_CONFIG, else "
+    "anomaly.toml here]. Not train's --config, which holds a run's options.",
+)
 def cli(verbose: int) -> None:
     """GAN anomaly detection: train on normal data, score, evaluate, stream."""
     level = logging.WARNING - 10 * min(verbose, 2)

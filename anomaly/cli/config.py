@@ -10,11 +10,11 @@ repeats a run.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
+import tomllib
 import yaml
 
 from anomaly.errors import AnomalyError
@@ -98,16 +98,22 @@ def apply_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
 
 def config_option(command: Any) -> Any:
     """Add ``--config FILE`` to a command."""
-    return click.option("--config", type=click.Path(path_type=Path), is_eager=True, expose_value=False,
-                        callback=apply_config,
-                        help="Options from a TOML/YAML/JSON file (keys as the long options) or a model folder's "
-                             "recorded configuration; flags given here override it.")(command)
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path),
+        is_eager=True,
+        expose_value=False,
+        callback=apply_config,
+        help="Options from a TOML/YAML/JSON file (keys as the long options) or a model folder's "
+        "recorded configuration; flags given here override it.",
+    )(command)
 
 
 def recorded(ctx: click.Context) -> dict[str, Any]:
     """The command's full configuration, in config-file keys, for the manifest: the run can be repeated from it."""
-    names = {param.name: next((o[2:] for o in param.opts if o.startswith("--")), param.name)
-             for param in ctx.command.params}
+    names = {
+        param.name: next((o[2:] for o in param.opts if o.startswith("--")), param.name) for param in ctx.command.params
+    }
     config: dict[str, Any] = {}
     for name, value in ctx.params.items():
         if isinstance(value, Path):

@@ -56,13 +56,29 @@ def plugins_command(as_json: bool) -> None:
         err.print(f"[red]broken plugin {name}[/red]: {reason}", highlight=False)
 
 
-def _spec(modality: str, image_size: int, tile: bool, scale: int | None, stride: int | None,
-          standardize: bool, pool: str, top_k: int, window: int):
+def _spec(
+    modality: str,
+    image_size: int,
+    tile: bool,
+    scale: int | None,
+    stride: int | None,
+    standardize: bool,
+    pool: str,
+    top_k: int,
+    window: int,
+):
     from anomaly.inputs import ImageSpec, SeriesSpec
 
     if modality == "image":
-        return ImageSpec(image_size=image_size, tile=tile, scale=scale or None, stride=stride, standardize=standardize,
-                         pool=pool, top_k=top_k)
+        return ImageSpec(
+            image_size=image_size,
+            tile=tile,
+            scale=scale or None,
+            stride=stride,
+            standardize=standardize,
+            pool=pool,
+            top_k=top_k,
+        )
     return SeriesSpec(window=window, stride=stride or 1)
 
 
@@ -118,52 +134,132 @@ def _save(model, out_dir: Path) -> None:
 @config_option
 @click.argument("detector")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Model folder to write (refused if it holds a model, unless --force).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model folder to write (refused if it holds a model, unless --force).",
+)
 @click.option("--force", is_flag=True, help="Replace the model already in --out.")
 @click.option("--epochs", type=click.IntRange(1), default=15, show_default=True, help="Passes over the training data.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Samples per training step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes training and scores repeatable.")
 @click.option("--image-size", type=int, default=32, show_default=True, help="Square network input (16, 32, 64, ...).")
-@click.option("--tile/--no-tile", default=True, show_default=True,
-              help="Cut tiles of --image-size (small defects survive) instead of resizing the whole image.")
-@click.option("--scale", type=click.IntRange(0), default=128, show_default=True,
-              help="Resize the image's short side to this before tiling (0 = keep the original size).")
-@click.option("--stride", type=click.IntRange(1), default=None,
-              help="Step between consecutive training windows of a series (default 1), or between image tiles "
-                   "(default half a tile; kept in the model and used when scoring).")
-@click.option("--standardize/--no-standardize", default=True, show_default=True,
-              help="Per-image intensity standardisation (lighting changes are not defects).")
-@click.option("--pool", type=click.Choice(POOLS), default="max", show_default=True,
-              help="Tile scores to image score: the max, the mean of the --top-k highest, or contrast "
-                   "(that mean less the image's median tile).")
-@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True,
-              help="Tiles averaged by --pool topk and contrast.")
+@click.option(
+    "--tile/--no-tile",
+    default=True,
+    show_default=True,
+    help="Cut tiles of --image-size (small defects survive) instead of resizing the whole image.",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(0),
+    default=128,
+    show_default=True,
+    help="Resize the image's short side to this before tiling (0 = keep the original size).",
+)
+@click.option(
+    "--stride",
+    type=click.IntRange(1),
+    default=None,
+    help="Step between consecutive training windows of a series (default 1), or between image tiles "
+    "(default half a tile; kept in the model and used when scoring).",
+)
+@click.option(
+    "--standardize/--no-standardize",
+    default=True,
+    show_default=True,
+    help="Per-image intensity standardisation (lighting changes are not defects).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(POOLS),
+    default="max",
+    show_default=True,
+    help="Tile scores to image score: the max, the mean of the --top-k highest, or contrast "
+    "(that mean less the image's median tile).",
+)
+@click.option(
+    "--top-k", type=click.IntRange(1), default=5, show_default=True, help="Tiles averaged by --pool topk and contrast."
+)
 @click.option("--window", type=int, default=32, show_default=True, help="Series window length in steps.")
-@click.option("--normal-class", default="good", show_default=True,
-              help="Normal sub-folder of a labelled image folder (must exist when the folder has class folders).")
-@click.option("--test-fraction", type=float, default=0.3, show_default=True,
-              help="Share of a labelled folder's normal images kept out of training for evaluation.")
+@click.option(
+    "--normal-class",
+    default="good",
+    show_default=True,
+    help="Normal sub-folder of a labelled image folder (must exist when the folder has class folders).",
+)
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Share of a labelled folder's normal images kept out of training for evaluation.",
+)
 @click.option("--split", default="train", show_default=True, help="Array of an NPZ file to train on.")
-@click.option("--holdout", type=float, default=0.2, show_default=True, help="Share of training data held out for calibration.")
-@click.option("--patience", type=int, default=5, show_default=True, help="Early stopping on held-out normal loss (0 = off).")
-@click.option("--threshold-percentile", type=click.FloatRange(0, 100), default=99.0, show_default=True,
-              help="Threshold at this percentile of held-out normal scores.")
-@click.option("--target-fpr", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Set the threshold for this false-positive rate instead.")
-@click.option("--calibration-anomalies", type=click.Path(path_type=Path), default=None,
-              help="Labelled anomalies: set the F1-optimal threshold.")
+@click.option(
+    "--holdout", type=float, default=0.2, show_default=True, help="Share of training data held out for calibration."
+)
+@click.option(
+    "--patience", type=int, default=5, show_default=True, help="Early stopping on held-out normal loss (0 = off)."
+)
+@click.option(
+    "--threshold-percentile",
+    type=click.FloatRange(0, 100),
+    default=99.0,
+    show_default=True,
+    help="Threshold at this percentile of held-out normal scores.",
+)
+@click.option(
+    "--target-fpr",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Set the threshold for this false-positive rate instead.",
+)
+@click.option(
+    "--calibration-anomalies",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Labelled anomalies: set the F1-optimal threshold.",
+)
 @click.option("--set", "options", multiple=True, metavar="KEY=VALUE", help="Detector option (see `anomaly plugins`).")
-@click.option("--register", "register_as", default=None, metavar="NAME", help="Store the model in the registry under NAME.")
+@click.option(
+    "--register", "register_as", default=None, metavar="NAME", help="Store the model in the registry under NAME."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON instead of a table.")
 @click.pass_context
-def train_command(ctx: click.Context, detector: str, data: Path, out_dir: Path, force: bool, epochs: int,
-                  batch_size: int, seed: int, image_size: int, tile: bool, scale: int | None, stride: int | None,
-                  standardize: bool, pool: str, top_k: int, window: int, normal_class: str, test_fraction: float,
-                  split: str, holdout: float, patience: int, threshold_percentile: float, target_fpr: float | None,
-                  calibration_anomalies: Path | None, options: tuple[str, ...], register_as: str | None,
-                  progress: bool, as_json: bool) -> None:
+def train_command(
+    ctx: click.Context,
+    detector: str,
+    data: Path,
+    out_dir: Path,
+    force: bool,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    image_size: int,
+    tile: bool,
+    scale: int | None,
+    stride: int | None,
+    standardize: bool,
+    pool: str,
+    top_k: int,
+    window: int,
+    normal_class: str,
+    test_fraction: float,
+    split: str,
+    holdout: float,
+    patience: int,
+    threshold_percentile: float,
+    target_fpr: float | None,
+    calibration_anomalies: Path | None,
+    options: tuple[str, ...],
+    register_as: str | None,
+    progress: bool,
+    as_json: bool,
+) -> None:
     """Train DETECTOR on the normal data in DATA (an image folder, or a CSV/NPZ series) and save it to --out.
 
     Everything is checked before training starts (options, data layout, --out), and a run whose
@@ -177,9 +273,14 @@ def train_command(ctx: click.Context, detector: str, data: Path, out_dir: Path, 
 
     cls = registry().get(detector)
     params = parse_params(cls.Params, options, cls.components)
-    settings = FitSettings(epochs=epochs, batch_size=batch_size, seed=seed, holdout=holdout,
-                           patience=patience or None,
-                           calibration=_calibration(threshold_percentile, target_fpr, calibration_anomalies))
+    settings = FitSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        holdout=holdout,
+        patience=patience or None,
+        calibration=_calibration(threshold_percentile, target_fpr, calibration_anomalies),
+    )
     spec = _spec(modality_of(data), image_size, tile, scale, stride, standardize, pool, top_k, window)
     model = cls(spec, params, settings)
     _check_out(out_dir, force)
@@ -203,14 +304,25 @@ def train_command(ctx: click.Context, detector: str, data: Path, out_dir: Path, 
     if register_as:
         from anomaly.store.registry import register_trained_model
 
-        record = register_trained_model(register_as, out_dir, model.manifest(),
-                                        data_summary={"source": str(data.resolve()), "items": len(dataset)})
+        record = register_trained_model(
+            register_as, out_dir, model.manifest(), data_summary={"source": str(data.resolve()), "items": len(dataset)}
+        )
         registered = {"name": register_as, "version": record.version, "status": record.status}
     if as_json:
         summary = {key: value for key, value in report.items() if key != "history"}
-        click.echo(json.dumps({"detector": cls.name, "model": str(out_dir), "threshold": model.threshold,
-                               "calibration": model.settings.calibration.method, "registered": registered,
-                               **summary}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "detector": cls.name,
+                    "model": str(out_dir),
+                    "threshold": model.threshold,
+                    "calibration": model.settings.calibration.method,
+                    "registered": registered,
+                    **summary,
+                },
+                indent=2,
+            )
+        )
         return
     _summary(cls.name, out_dir, model, report, registered)
 
@@ -266,15 +378,29 @@ def _null_if_not_finite(value: Any) -> Any:
 @click.argument("model_dir", metavar="MODEL", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Array of an NPZ file to score.")
-@click.option("--normal-class", default="good", show_default=True,
-              help="Normal sub-folder, when INPUT is a labelled image folder.")
-@click.option("--stride", type=click.IntRange(1), default=None,
-              help="Step between consecutive scored windows of a series (default 1: every step); "
-                   "images are tiled with the stride the model was trained with.")
-@click.option("--maps", "maps_dir", type=click.Path(path_type=Path), default=None,
-              help="Write anomaly-map pictures (image beside its heat overlay) to this folder.")
-def score_command(model_dir: Path, input_path: Path, split: str, normal_class: str, stride: int | None,
-                  maps_dir: Path | None) -> None:
+@click.option(
+    "--normal-class",
+    default="good",
+    show_default=True,
+    help="Normal sub-folder, when INPUT is a labelled image folder.",
+)
+@click.option(
+    "--stride",
+    type=click.IntRange(1),
+    default=None,
+    help="Step between consecutive scored windows of a series (default 1: every step); "
+    "images are tiled with the stride the model was trained with.",
+)
+@click.option(
+    "--maps",
+    "maps_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write anomaly-map pictures (image beside its heat overlay) to this folder.",
+)
+def score_command(
+    model_dir: Path, input_path: Path, split: str, normal_class: str, stride: int | None, maps_dir: Path | None
+) -> None:
     """Score INPUT (image, image folder or series file) with MODEL; prints one JSON line per item (already JSON).
 
     A score that is not a finite number is printed as null (is_anomaly null too) and the command
@@ -301,8 +427,10 @@ def score_command(model_dir: Path, input_path: Path, split: str, normal_class: s
         written = write_pictures(maps_dir, data, scores, model.map_scale or 1.0)
         err.print(f"wrote {len(written)} anomaly-map pictures to {maps_dir}")
     if invalid:
-        raise AnomalyError(f"{invalid} of {len(scores)} item(s) got no finite score (printed as null): "
-                           "the model's networks give NaN or infinity on this input; retrain the model")
+        raise AnomalyError(
+            f"{invalid} of {len(scores)} item(s) got no finite score (printed as null): "
+            "the model's networks give NaN or infinity on this input; retrain the model"
+        )
 
 
 @click.command("evaluate")
@@ -324,15 +452,36 @@ def evaluate_command(model_dir: Path, data_path: Path, split: str, normal_class:
     if as_json:
         click.echo(json.dumps(_null_if_not_finite(report), indent=2, allow_nan=False))
         return
-    table = Table("subset", "normal", "anomalous", "AUROC", "AUPRC", "F1@threshold", "best F1",
-                  title=f"{report['detector']} on {data_path}")
+    table = Table(
+        "subset",
+        "normal",
+        "anomalous",
+        "AUROC",
+        "AUPRC",
+        "F1@threshold",
+        "best F1",
+        title=f"{report['detector']} on {data_path}",
+    )
     for name, m in report["results"].items():
-        table.add_row(name, str(m["normal"]), str(m["anomalous"]), f"{m['auroc']:.3f}", f"{m['auprc']:.3f}",
-                      f"{m['f1']:.3f}", f"{m['best_f1']:.3f}")
+        table.add_row(
+            name,
+            str(m["normal"]),
+            str(m["anomalous"]),
+            f"{m['auroc']:.3f}",
+            f"{m['auprc']:.3f}",
+            f"{m['f1']:.3f}",
+            f"{m['best_f1']:.3f}",
+        )
     out.print(table)
     if "pixel_resolution" in report:
-        pixels = Table("subset", "defect regions", "pixel AUROC", "PRO", title="pixel level: anomaly maps against masks",
-                       caption=f"{report['pixel_resolution']}; PRO: per-region overlap to FPR 0.3, normalised")
+        pixels = Table(
+            "subset",
+            "defect regions",
+            "pixel AUROC",
+            "PRO",
+            title="pixel level: anomaly maps against masks",
+            caption=f"{report['pixel_resolution']}; PRO: per-region overlap to FPR 0.3, normalised",
+        )
         for name, m in report["results"].items():
             if "pro" in m:
                 pixels.add_row(name, str(m["regions"]), f"{m['pixel_auroc']:.3f}", f"{m['pro']:.3f}")
@@ -342,5 +491,3 @@ def evaluate_command(model_dir: Path, data_path: Path, split: str, normal_class:
 
 
 COMMANDS = [plugins_command, train_command, score_command, evaluate_command]
-
-

@@ -35,8 +35,14 @@ def effective() -> tuple[settings.Loaded, list[dict[str, Any]]]:
     rows = []
     for key in settings.keys():
         table, name = key.split(".", 1)
-        rows.append({"key": key, "value": _shown(key, values[table][name]), "source": loaded.origin(key),
-                     "env": list(settings.env_names(key))})
+        rows.append(
+            {
+                "key": key,
+                "value": _shown(key, values[table][name]),
+                "source": loaded.origin(key),
+                "env": list(settings.env_names(key)),
+            }
+        )
     return loaded, rows
 
 

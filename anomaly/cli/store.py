@@ -168,7 +168,9 @@ _EVENT_COLUMNS = {
 @click.option("--anomalies", is_flag=True, help="Only events scored as anomalies.")
 @click.option("--since", help="Only events received since then: 15m, 2h, 7d or an ISO timestamp.")
 @click.option("--source", help="Only events from this source.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many events.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show at most this many events."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def events(

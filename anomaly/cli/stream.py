@@ -19,8 +19,9 @@ from anomaly.errors import AnomalyError
 PRODUCE_BOOTSTRAP_TIMEOUT_MS = 10_000
 
 
-def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str = "--model",
-                  required: bool = True) -> dict[str, str]:
+def _topic_models(
+    topics: tuple[str, ...], values: tuple[str, ...], option: str = "--model", required: bool = True
+) -> dict[str, str]:
     """``--model NAME`` serves every topic; ``--model TOPIC=NAME`` serves one (the two combine); same for --decoder."""
     default = [v for v in values if "=" not in v]
     if len(default) > 1:
@@ -39,8 +40,9 @@ def _topic_models(topics: tuple[str, ...], values: tuple[str, ...], option: str 
 class _ConfiguredCommand(click.Command):
     """A command whose option defaults are its ``[serve]`` configuration, so flags override the file and env."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         from anomaly import settings
 
         extra.setdefault("default_map", settings.load().settings.serve.model_dump())
@@ -48,43 +50,99 @@ class _ConfiguredCommand(click.Command):
 
 
 @click.command("serve", cls=_ConfiguredCommand)
-@click.option("--topic", "topics", multiple=True, required=True,
-              help="Topic to score (repeat for several) [or [serve] topics].")
-@click.option("--model", "models", multiple=True, required=True,
-              help="Registered model NAME serving every topic, or TOPIC=NAME for one topic; its active version is "
-                   "used [or [serve] models].")
-@click.option("--bootstrap-servers", default=None,
-              help="Kafka bootstrap servers [default: [kafka] bootstrap_servers, 127.0.0.1:59092].")
+@click.option(
+    "--topic", "topics", multiple=True, required=True, help="Topic to score (repeat for several) [or [serve] topics]."
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Registered model NAME serving every topic, or TOPIC=NAME for one topic; its active version is "
+    "used [or [serve] models].",
+)
+@click.option(
+    "--bootstrap-servers",
+    default=None,
+    help="Kafka bootstrap servers [default: [kafka] bootstrap_servers, 127.0.0.1:59092].",
+)
 @click.option("--group", show_default=True, help="Consumer group id.")
-@click.option("--instance-id", default=None,
-              help="Static group membership: a restarted scorer with the same id takes its partitions back at once "
-                   "instead of waiting out the session timeout (45 s).")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), show_default=True,
-              help="HTTP port for /metrics and /healthz (0 picks a free port).")
+@click.option(
+    "--instance-id",
+    default=None,
+    help="Static group membership: a restarted scorer with the same id takes its partitions back at once "
+    "instead of waiting out the session timeout (45 s).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    show_default=True,
+    help="HTTP port for /metrics and /healthz (0 picks a free port).",
+)
 @click.option("--alerts-topic", default="anomaly.alerts", show_default=True, help="Topic for anomaly alerts.")
 @click.option("--no-alerts", is_flag=True, help="Do not produce alerts.")
-@click.option("--decoder", "decoder_args", multiple=True, help="Decoder NAME, or TOPIC=NAME (default by the model's input).")
-@click.option("--source", "sources", multiple=True, help="Accept only these sources (repeat); others are dead-lettered.")
+@click.option(
+    "--decoder", "decoder_args", multiple=True, help="Decoder NAME, or TOPIC=NAME (default by the model's input)."
+)
+@click.option(
+    "--source", "sources", multiple=True, help="Accept only these sources (repeat); others are dead-lettered."
+)
 @click.option("--max-batch", type=click.IntRange(1), default=2000, show_default=True, help="Most messages per batch.")
-@click.option("--max-poll-interval-ms", type=click.IntRange(10_000), default=300_000, show_default=True,
-              help="Kafka max_poll_interval_ms; batches are sized to score in a fifth of it.")
-@click.option("--model-check-interval", type=click.FloatRange(0.1), default=5.0, show_default=True,
-              help="Seconds between registry checks for a newly active version.")
+@click.option(
+    "--max-poll-interval-ms",
+    type=click.IntRange(10_000),
+    default=300_000,
+    show_default=True,
+    help="Kafka max_poll_interval_ms; batches are sized to score in a fifth of it.",
+)
+@click.option(
+    "--model-check-interval",
+    type=click.FloatRange(0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between registry checks for a newly active version.",
+)
 @click.option("--max-messages", type=click.IntRange(1), default=None, help="Stop after this many messages.")
 @click.option("--idle-timeout", type=click.FloatRange(0.1), default=None, help="Stop after this many idle seconds.")
-@click.option("--payload/--no-payload", "store_payload", show_default=True,
-              help="Store message payloads with the events.")
-@click.option("--health-timeout", type=click.FloatRange(1), show_default=True,
-              help="Seconds the broker may go unheard, fetches bring nothing while messages wait, or produces "
-                   "fail, before /healthz answers 503.")
-@click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
-              help="Log lines on stderr: JSON records or text for people.")
+@click.option(
+    "--payload/--no-payload", "store_payload", show_default=True, help="Store message payloads with the events."
+)
+@click.option(
+    "--health-timeout",
+    type=click.FloatRange(1),
+    show_default=True,
+    help="Seconds the broker may go unheard, fetches bring nothing while messages wait, or produces "
+    "fail, before /healthz answers 503.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="Log lines on stderr: JSON records or text for people.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the closing summary as JSON.")
-def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_servers: str | None, group: str,
-                  instance_id: str | None, metrics_port: int, alerts_topic: str, no_alerts: bool, decoder_args: tuple[str, ...],
-                  sources: tuple[str, ...], max_batch: int, max_poll_interval_ms: int, model_check_interval: float,
-                  max_messages: int | None, idle_timeout: float | None, store_payload: bool, health_timeout: float,
-                  log_format: str, as_json: bool) -> None:
+def serve_command(
+    topics: tuple[str, ...],
+    models: tuple[str, ...],
+    bootstrap_servers: str | None,
+    group: str,
+    instance_id: str | None,
+    metrics_port: int,
+    alerts_topic: str,
+    no_alerts: bool,
+    decoder_args: tuple[str, ...],
+    sources: tuple[str, ...],
+    max_batch: int,
+    max_poll_interval_ms: int,
+    model_check_interval: float,
+    max_messages: int | None,
+    idle_timeout: float | None,
+    store_payload: bool,
+    health_timeout: float,
+    log_format: str,
+    as_json: bool,
+) -> None:
     """Score every message of the TOPICs once into the store; dead-letter bad ones, alert on anomalies.
 
     Runs until SIGTERM/SIGINT (which finish the batch, commit and close), --max-messages or --idle-timeout.
@@ -104,11 +162,22 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
     bootstrap, client = kafka_settings(bootstrap_servers)
     decoders = _topic_models(topics, decoder_args, "--decoder", required=False)
     settings = ServeSettings(
-        topics=list(topics), models=_topic_models(topics, models), bootstrap_servers=bootstrap, group=group,
-        instance_id=instance_id, client=client, decoders=decoders, alerts_topic=None if no_alerts else alerts_topic,
-        sources=frozenset(sources) if sources else None, max_batch=max_batch,
-        max_poll_interval_ms=max_poll_interval_ms, model_check_s=model_check_interval, max_messages=max_messages,
-        idle_timeout_s=idle_timeout, store_payload=store_payload, health_timeout_s=health_timeout,
+        topics=list(topics),
+        models=_topic_models(topics, models),
+        bootstrap_servers=bootstrap,
+        group=group,
+        instance_id=instance_id,
+        client=client,
+        decoders=decoders,
+        alerts_topic=None if no_alerts else alerts_topic,
+        sources=frozenset(sources) if sources else None,
+        max_batch=max_batch,
+        max_poll_interval_ms=max_poll_interval_ms,
+        model_check_s=model_check_interval,
+        max_messages=max_messages,
+        idle_timeout_s=idle_timeout,
+        store_payload=store_payload,
+        health_timeout_s=health_timeout,
     )
     try:
         scorer = StreamScorer(settings, get_engine())
@@ -117,8 +186,10 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
     try:
         server = serve_http(scorer.metrics, scorer.health, metrics_port)
     except OSError as exc:
-        raise AnomalyError(f"cannot serve /metrics and /healthz on port {metrics_port}: {exc.strerror or exc}; "
-                           "is another scorer running? choose another --metrics-port (0 picks a free one)") from None
+        raise AnomalyError(
+            f"cannot serve /metrics and /healthz on port {metrics_port}: {exc.strerror or exc}; "
+            "is another scorer running? choose another --metrics-port (0 picks a free one)"
+        ) from None
     logging.getLogger(__name__).info("metrics on /metrics and /healthz", extra={"fields": {"port": server.server_port}})
     try:
         with scorer.signals_stop():
@@ -130,8 +201,10 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(summary)))
         return
-    click.echo(f"consumed {summary.consumed}, scored {summary.scored}, rejected {summary.rejected}, "
-               f"anomalies {summary.anomalies} in {summary.seconds:.1f}s")
+    click.echo(
+        f"consumed {summary.consumed}, scored {summary.scored}, rejected {summary.rejected}, "
+        f"anomalies {summary.anomalies} in {summary.seconds:.1f}s"
+    )
 
 
 @click.command("produce")
@@ -141,11 +214,22 @@ def serve_command(topics: tuple[str, ...], models: tuple[str, ...], bootstrap_se
 @click.option("--bootstrap-servers", default=None, help="As for serve.")
 @click.option("--split", default="test", show_default=True, help="Array of an NPZ series file to send.")
 @click.option("--source", default=None, help="Source name (default: 'camera' for images, the file name for series).")
-@click.option("--rate", type=click.FloatRange(0.1), default=None, help="Messages per second (default: as fast as possible).")
+@click.option(
+    "--rate", type=click.FloatRange(0.1), default=None, help="Messages per second (default: as fast as possible)."
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Send at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was sent as JSON.")
-def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_servers: str | None, split: str,
-                    source: str | None, rate: float | None, limit: int | None, as_json: bool) -> None:
+def produce_command(
+    data: Path | None,
+    topic: str,
+    use_digits: bool,
+    bootstrap_servers: str | None,
+    split: str,
+    source: str | None,
+    rate: float | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
     """Stream a dataset to TOPIC in serve's formats: images as PNG bytes, series as one JSON reading per message."""
     from itertools import islice
 
@@ -167,8 +251,13 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
         messages = reading_messages(load_series(data, split), source)
     bootstrap, client = kafka_settings(bootstrap_servers)
     with user_errors(bootstrap, client):
-        producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
-                                 **{"bootstrap_timeout_ms": PRODUCE_BOOTSTRAP_TIMEOUT_MS, **client})
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            **{"bootstrap_timeout_ms": PRODUCE_BOOTSTRAP_TIMEOUT_MS, **client},
+        )
         try:
             sent = send(producer, topic, islice(messages, limit), rate)
         finally:
@@ -179,15 +268,27 @@ def produce_command(data: Path | None, topic: str, use_digits: bool, bootstrap_s
 @click.command("stream-demo")
 @click.option("--bootstrap-servers", default=None, help="As for serve.")
 @click.option("--model", "name", default="digits", show_default=True, help="Registry name of the demo model.")
-@click.option("--normal-digit", type=click.IntRange(0, 9), default=0, show_default=True,
-              help="The digit trained on as normal; the others are the anomalies.")
+@click.option(
+    "--normal-digit",
+    type=click.IntRange(0, 9),
+    default=0,
+    show_default=True,
+    help="The digit trained on as normal; the others are the anomalies.",
+)
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True, help="Training epochs.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/stream-demo"), show_default=True,
-              help="Model folder to write.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("runs/stream-demo"),
+    show_default=True,
+    help="Model folder to write.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes training repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def stream_demo_command(bootstrap_servers: str | None, name: str, normal_digit: int, epochs: int, out_dir: Path,
-                        seed: int, as_json: bool) -> None:
+def stream_demo_command(
+    bootstrap_servers: str | None, name: str, normal_digit: int, epochs: int, out_dir: Path, seed: int, as_json: bool
+) -> None:
     """The full pipeline on bundled digits: train (or reuse) and register, stream through Kafka, serve, report."""
     from anomaly.store import migrate
     from anomaly.store.config import database_url, hide_password
@@ -202,24 +303,44 @@ def stream_demo_command(bootstrap_servers: str | None, name: str, normal_digit: 
     result = run_demo(bootstrap, get_engine(), name, out_dir, normal_digit, epochs, seed, say=console.print)
     m, run = result.metrics, result.run
     if as_json:
-        click.echo(json.dumps({"model": {"name": result.model.name, "version": result.model.version},
-                               "trained": result.trained, "topic": result.topic, "produced": result.produced,
-                               "events": result.events, "rejected": result.rejected, "flagged": result.flagged,
-                               "metrics": m, "run": dataclasses.asdict(run)}, indent=2, default=float))
+        click.echo(
+            json.dumps(
+                {
+                    "model": {"name": result.model.name, "version": result.model.version},
+                    "trained": result.trained,
+                    "topic": result.topic,
+                    "produced": result.produced,
+                    "events": result.events,
+                    "rejected": result.rejected,
+                    "flagged": result.flagged,
+                    "metrics": m,
+                    "run": dataclasses.asdict(run),
+                },
+                indent=2,
+                default=float,
+            )
+        )
         return
     table = Table(title=f"stream demo: digit {normal_digit} normal, every other digit anomalous", show_header=False)
-    table.add_row("model", f"{result.model.name} v{result.model.version} ({'trained now' if result.trained else 'reused'})")
+    table.add_row(
+        "model", f"{result.model.name} v{result.model.version} ({'trained now' if result.trained else 'reused'})"
+    )
     table.add_row("store", hide_password(database_url()))
     table.add_row("topic", f"{result.topic} (dead letters: {result.topic}.dlq, alerts: anomaly.alerts)")
-    table.add_row("produced", f"{result.produced} messages ({m['normal']} normal, {m['anomalous']} anomalous, "
-                              f"{result.produced - m['normal'] - m['anomalous']} malformed)")
+    table.add_row(
+        "produced",
+        f"{result.produced} messages ({m['normal']} normal, {m['anomalous']} anomalous, "
+        f"{result.produced - m['normal'] - m['anomalous']} malformed)",
+    )
     table.add_row("stored", f"{result.events} events, {result.rejected} rejected messages")
     table.add_row("flagged anomalous", str(result.flagged))
     table.add_row("AUROC / AUPRC", f"{m['auroc']:.3f} / {m['auprc']:.3f}")
     table.add_row("F1 at threshold / best F1", f"{m['f1']:.3f} / {m['best_f1']:.3f}")
-    table.add_row("throughput (consume → score → store)",
-                  f"{run.consumed / max(run.seconds, 1e-9):,.0f} messages/s ({run.consumed} in {run.seconds:.1f}s,"
-                  f" {run.batches} batches)")
+    table.add_row(
+        "throughput (consume → score → store)",
+        f"{run.consumed / max(run.seconds, 1e-9):,.0f} messages/s ({run.consumed} in {run.seconds:.1f}s,"
+        f" {run.batches} batches)",
+    )
     Console().print(table)
 
 

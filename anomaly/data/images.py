@@ -133,10 +133,14 @@ def _check_layout(root: Path, normal_class: str) -> None:
         return
     with_images = [folder.name for folder in class_folders(root) if _image_files(folder)]
     if normal_class != DEFAULT_NORMAL_CLASS:
-        raise DataError(f"{root}: no class folder {normal_class!r} (sub-folders found: {', '.join(with_images) or 'none'})")
+        raise DataError(
+            f"{root}: no class folder {normal_class!r} (sub-folders found: {', '.join(with_images) or 'none'})"
+        )
     if len(with_images) >= 2:
-        raise DataError(f"{root}: looks labelled but has no {normal_class!r} folder; name the normal class with "
-                        f"--normal-class (sub-folders found: {', '.join(with_images)}), or point at the normal folder itself")
+        raise DataError(
+            f"{root}: looks labelled but has no {normal_class!r} folder; name the normal class with "
+            f"--normal-class (sub-folders found: {', '.join(with_images)}), or point at the normal folder itself"
+        )
 
 
 def load_images(root: Path, normal_class: str = DEFAULT_NORMAL_CLASS, with_masks: bool = False) -> ImageSet:

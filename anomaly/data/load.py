@@ -9,8 +9,9 @@ from anomaly.data.series import SeriesSet, load_series
 from anomaly.errors import DataError
 
 
-def load_dataset(path: Path, *, split: str = "train", normal_class: str = "good",
-                 with_masks: bool = False) -> ImageSet | SeriesSet:
+def load_dataset(
+    path: Path, *, split: str = "train", normal_class: str = "good", with_masks: bool = False
+) -> ImageSet | SeriesSet:
     """``with_masks`` also reads an image folder's ground-truth masks (pixel-level evaluation, map pictures)."""
     path = Path(path)
     if not path.exists():

@@ -105,8 +105,10 @@ def _label_column(path: Path, column: pd.Series) -> np.ndarray:
     bad = ~numeric.isin((0, 1))
     if bad.any():
         first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: column {column.name!r} must hold 0 (normal) or 1 (anomalous); "
-                        f"row {first} holds {column.iloc[first]!r}")
+        raise DataError(
+            f"{path}: column {column.name!r} must hold 0 (normal) or 1 (anomalous); "
+            f"row {first} holds {column.iloc[first]!r}"
+        )
     return numeric.to_numpy().astype(np.int8)
 
 

@@ -51,11 +51,14 @@ def create_engine_for(url: str) -> Engine:
     try:
         engine = create_engine(url, pool_pre_ping=True)
     except NoSuchModuleError:
-        raise AnomalyError(f"database URL {hide_password(url)}: SQLAlchemy has no dialect or driver "
-                           f"{make_url(url).drivername!r} (PostgreSQL is postgresql://, SQLite sqlite:///)") from None
+        raise AnomalyError(
+            f"database URL {hide_password(url)}: SQLAlchemy has no dialect or driver "
+            f"{make_url(url).drivername!r} (PostgreSQL is postgresql://, SQLite sqlite:///)"
+        ) from None
     except ImportError as exc:
-        raise AnomalyError(f"database URL {hide_password(url)} needs the Python package {exc.name!r}, "
-                           "which is not installed") from None
+        raise AnomalyError(
+            f"database URL {hide_password(url)} needs the Python package {exc.name!r}, which is not installed"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     elif engine.dialect.driver == "psycopg":

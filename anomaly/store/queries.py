@@ -124,9 +124,7 @@ def _copy_insert(connection: Connection, table: Table, rows: list[dict[str, Any]
 
 
 def _insert_returning(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-    statement = (
-        sqlite.insert(table).on_conflict_do_nothing(index_elements=_CONFLICT_COLUMNS).returning(table.c.id)
-    )
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=_CONFLICT_COLUMNS).returning(table.c.id)
     return len(connection.execute(statement, rows).all())
 
 
@@ -209,10 +207,7 @@ def label_event(event_id: int, label: str, *, engine: Engine | None = None) -> E
         raise AnomalyError(f"label must be one of {', '.join(LABELS)}, not {label!r}")
     with Session(engine or get_engine(), expire_on_commit=False) as session, session.begin():
         event = session.scalars(
-            update(Event)
-            .where(Event.id == event_id)
-            .values(label=label, labelled_at=utcnow())
-            .returning(Event)
+            update(Event).where(Event.id == event_id).values(label=label, labelled_at=utcnow()).returning(Event)
         ).one_or_none()
         if event is None:
             raise AnomalyError(f"no event with id {event_id}")

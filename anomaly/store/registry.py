@@ -193,8 +193,9 @@ def check_loads(record: ModelRecord) -> None:
     try:
         load_model(record.artifact)
     except Exception as exc:
-        raise ArtifactError(f"{record.name} version {record.version} will not load, so it stays "
-                            f"{record.status}: {failure_line(exc)}") from exc
+        raise ArtifactError(
+            f"{record.name} version {record.version} will not load, so it stays {record.status}: {failure_line(exc)}"
+        ) from exc
 
 
 def promote(name: str, version: int, *, engine: Engine | None = None) -> ModelRecord:

@@ -24,8 +24,13 @@ POSTGRES_SCRIPT = Path(anomaly.__file__).resolve().parent.parent / "scripts" / "
 
 def postgres_script(action: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``scripts/postgres.sh ACTION``; ``env`` picks another server (its folder and port)."""
-    return subprocess.run(["bash", str(POSTGRES_SCRIPT), action], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        ["bash", str(POSTGRES_SCRIPT), action],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @contextmanager

@@ -16,8 +16,14 @@ from anomaly.stream.publish import Outgoing
 DEFAULT_ALERTS_TOPIC = "anomaly.alerts"
 
 
-def alert(message: Message, source: str | None, event_time: datetime | None, scored: Scored,
-          model: ServingModel, topic: str = DEFAULT_ALERTS_TOPIC) -> Outgoing:
+def alert(
+    message: Message,
+    source: str | None,
+    event_time: datetime | None,
+    scored: Scored,
+    model: ServingModel,
+    topic: str = DEFAULT_ALERTS_TOPIC,
+) -> Outgoing:
     """The alert JSON, keyed by source so one source's alerts stay in order on one partition."""
     body = {
         "source": source,
@@ -31,5 +37,9 @@ def alert(message: Message, source: str | None, event_time: datetime | None, sco
         "model": model.name,
         "model_version": model.version,
     }
-    return Outgoing(topic, json.dumps(body).encode(), source.encode("utf-8", "backslashreplace") if source else message.key,
-                    origin=(message.topic, message.partition, message.offset))
+    return Outgoing(
+        topic,
+        json.dumps(body).encode(),
+        source.encode("utf-8", "backslashreplace") if source else message.key,
+        origin=(message.topic, message.partition, message.offset),
+    )

@@ -143,15 +143,18 @@ class StreamScorer:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or StreamMetrics()
-        self.models = ModelWatcher(list(settings.models.values()), engine, settings.model_check_s, settings.max_batch,
-                                   metrics=self.metrics)
+        self.models = ModelWatcher(
+            list(settings.models.values()), engine, settings.model_check_s, settings.max_batch, metrics=self.metrics
+        )
         registry = decoders()
         self._decoders = {}
         for topic in settings.topics:
             model = self.models[settings.models[topic]]
             info = registry.get(settings.decoders.get(topic) or registry.default_for(model.detector.spec))
             if info.modality != model.modality:
-                raise ValueError(f"decoder for {topic} feeds {info.modality} models, but {model.name} is {model.modality}")
+                raise ValueError(
+                    f"decoder for {topic} feeds {info.modality} models, but {model.name} is {model.modality}"
+                )
             self._decoders[topic] = info.decode
         self.summary = RunSummary()
         self._stop = False
@@ -214,11 +217,14 @@ class StreamScorer:
         if self._heartbeat_age is not None and self._heartbeat_age > patience:
             reasons.append(f"no heartbeat reached the group coordinator for {self._heartbeat_age:.0f} s")
         if self._waiting_messages and now - self._last_progress > patience:
-            reasons.append(f"no messages fetched for {now - self._last_progress:.0f} s "
-                           f"while {self._waiting_messages} wait")
+            reasons.append(
+                f"no messages fetched for {now - self._last_progress:.0f} s while {self._waiting_messages} wait"
+            )
         if self.publisher is not None and self.publisher.failing_for() > patience:
-            reasons.append(f"producing dead letters and alerts has failed for {self.publisher.failing_for():.0f} s: "
-                           f"{self.publisher.last_error}")
+            reasons.append(
+                f"producing dead letters and alerts has failed for {self.publisher.failing_for():.0f} s: "
+                f"{self.publisher.last_error}"
+            )
         registry_error = self.models.registry_error
         if registry_error is not None:
             reasons.append(f"the model registry is unreachable: {registry_error}")
@@ -318,13 +324,19 @@ class StreamScorer:
         refused: list[tuple[Outgoing, str]] = []
         if not self._store(batch):
             return False
-        if not self.publisher.send_all(batch.outgoing, keep_going=lambda: not self._stop,
-                                       give_up=lambda record, error: refused.append((record, error))):
+        if not self.publisher.send_all(
+            batch.outgoing,
+            keep_going=lambda: not self._stop,
+            give_up=lambda record, error: refused.append((record, error)),
+        ):
             return False
         for record, _ in refused:
             self.metrics.produce_refused.labels(record.topic).inc()
-        notes = [(record.origin, f"dead letter to {record.topic} refused: {error}")
-                 for record, error in refused if record.origin and record.topic == dlq_topic(record.origin[0])]
+        notes = [
+            (record.origin, f"dead letter to {record.topic} refused: {error}")
+            for record, error in refused
+            if record.origin and record.topic == dlq_topic(record.origin[0])
+        ]
         return not notes or self._with_database(lambda: self._note_refusals(notes))
 
     def _note_refusals(self, notes: list[tuple[Position, str]]) -> None:
@@ -355,8 +367,10 @@ class StreamScorer:
     def _build(self, messages: list[Message]) -> _Batch:
         batch = _Batch()
         by_model: dict[str, list[tuple[Message, Decoded]]] = {}
-        contexts = {name: model.context(self.settings.sources, self.settings.max_bytes)
-                    for name, model in self.models.models.items()}
+        contexts = {
+            name: model.context(self.settings.sources, self.settings.max_bytes)
+            for name, model in self.models.models.items()
+        }
         for message in messages:
             tp = TopicPartition(message.topic, message.partition)
             batch.next_offsets[tp] = max(batch.next_offsets.get(tp, 0), message.offset + 1)
@@ -389,8 +403,17 @@ class StreamScorer:
         batch.rejections.append(rejection_row(message, rejection))
         batch.outgoing.append(dead_letter(message, rejection))
         self.metrics.rejected.labels(message.topic, rejection.kind).inc()
-        log.info("rejected", extra={"fields": {"topic": message.topic, "partition": message.partition,
-                                               "offset": message.offset, "reason": rejection.reason}})
+        log.info(
+            "rejected",
+            extra={
+                "fields": {
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "reason": rejection.reason,
+                }
+            },
+        )
 
     def _event(self, batch: _Batch, message: Message, item: Decoded, scored: Scored, model) -> None:
         if isinstance(item, Picture):
@@ -398,25 +421,29 @@ class StreamScorer:
         else:
             payload, content_type = message.value, "application/json"
         source = item.source if isinstance(item, (Reading, Picture)) else None
-        batch.events.append({
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "key": message.key_text,
-            "source": source,
-            "event_time": item.event_time,
-            "model_id": model.model_id,
-            "score": scored.score,
-            "threshold": scored.threshold,
-            "components": scored.components,
-            "is_anomaly": scored.is_anomaly,
-            "payload": payload if self.settings.store_payload else None,
-            "payload_content_type": content_type if self.settings.store_payload else None,
-        })
+        batch.events.append(
+            {
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "key": message.key_text,
+                "source": source,
+                "event_time": item.event_time,
+                "model_id": model.model_id,
+                "score": scored.score,
+                "threshold": scored.threshold,
+                "components": scored.components,
+                "is_anomaly": scored.is_anomaly,
+                "payload": payload if self.settings.store_payload else None,
+                "payload_content_type": content_type if self.settings.store_payload else None,
+            }
+        )
         if scored.is_anomaly:
             batch.anomalies[message.topic] = batch.anomalies.get(message.topic, 0) + 1
             if self.settings.alerts_topic:
-                batch.outgoing.append(alert(message, source, item.event_time, scored, model, self.settings.alerts_topic))
+                batch.outgoing.append(
+                    alert(message, source, item.event_time, scored, model, self.settings.alerts_topic)
+                )
 
     def _count(self, messages: list[Message], batch: _Batch) -> None:
         self.summary.batches += 1
@@ -500,8 +527,9 @@ class StreamScorer:
             return True
         return False
 
-    def _refused_rows(self, rows: list[dict[str, Any]], store: Callable[[list[dict[str, Any]]], None]
-                      ) -> list[tuple[dict[str, Any], Exception]]:
+    def _refused_rows(
+        self, rows: list[dict[str, Any]], store: Callable[[list[dict[str, Any]]], None]
+    ) -> list[tuple[dict[str, Any], Exception]]:
         """Store ``rows`` in halves until each row the database refuses stands alone; those, with the error."""
         try:
             store(rows)
@@ -524,32 +552,57 @@ class StreamScorer:
             batch.outgoing = [record for record in batch.outgoing if record.origin != position]
             if row["is_anomaly"]:
                 batch.anomalies[row["topic"]] -= 1
-            self._reject(batch, batch.messages[position],
-                         Rejected(f"the store refused the scored event: {_cause(exc)}", "store"))
-            log.error("event refused by the store; dead-lettered", extra={"fields": {
-                "topic": position[0], "partition": position[1], "offset": position[2], "error": type(exc).__name__}})
+            self._reject(
+                batch, batch.messages[position], Rejected(f"the store refused the scored event: {_cause(exc)}", "store")
+            )
+            log.error(
+                "event refused by the store; dead-lettered",
+                extra={
+                    "fields": {
+                        "topic": position[0],
+                        "partition": position[1],
+                        "offset": position[2],
+                        "error": type(exc).__name__,
+                    }
+                },
+            )
         refused_rejections = self._refused_rows(batch.rejections, lambda rows: self._write([], rows))
         for row, exc in refused_rejections:
-            bare = {"topic": row["topic"], "partition": row["partition"], "offset": row["offset"],
-                    "reason": f"rejected; the store refused the full reason ({type(exc).__name__})",
-                    "raw_head": row.get("raw_head")}
+            bare = {
+                "topic": row["topic"],
+                "partition": row["partition"],
+                "offset": row["offset"],
+                "reason": f"rejected; the store refused the full reason ({type(exc).__name__})",
+                "raw_head": row.get("raw_head"),
+            }
             batch.rejections[batch.rejections.index(row)] = bare
             try:
                 self._write([], [bare])
             except Exception as bare_exc:  # noqa: BLE001 — the dead letter still carries the message
                 if self._database_down(bare_exc):
                     raise
-                log.error("rejection refused by the store even bare; only its dead letter keeps it",
-                          extra={"fields": {"topic": row["topic"], "partition": row["partition"],
-                                            "offset": row["offset"], "error": type(bare_exc).__name__}})
+                log.error(
+                    "rejection refused by the store even bare; only its dead letter keeps it",
+                    extra={
+                        "fields": {
+                            "topic": row["topic"],
+                            "partition": row["partition"],
+                            "offset": row["offset"],
+                            "error": type(bare_exc).__name__,
+                        }
+                    },
+                )
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """Commit stored offsets of partitions still owned; retried through broker outages."""
         delay = 0.2
         while True:
             owned = self.consumer.assignment()
-            todo = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()
-                    if tp in owned and self._committed.get(tp) != offset}
+            todo = {
+                tp: OffsetAndMetadata(offset, "", -1)
+                for tp, offset in offsets.items()
+                if tp in owned and self._committed.get(tp) != offset
+            }
             if not todo:
                 return True
             try:
@@ -558,8 +611,11 @@ class StreamScorer:
                 self._recovered("broker")
                 return True
             except CommitFailedError as exc:
-                log.warning("commit refused after a rebalance; the partitions' new owner replays from the last "
-                            "commit and the store skips rows it already has", extra={"fields": {"error": str(exc)}})
+                log.warning(
+                    "commit refused after a rebalance; the partitions' new owner replays from the last "
+                    "commit and the store skips rows it already has",
+                    extra={"fields": {"error": str(exc)}},
+                )
                 return True
             except KafkaError as exc:
                 self._unavailable("broker", exc)
@@ -572,8 +628,10 @@ class StreamScorer:
         self.metrics.retries.labels(dependency).inc()
         error = (str(exc).splitlines() or [type(exc).__name__])[0]
         if self._waiting_on != dependency:
-            log.warning(f"{dependency} unavailable; waiting and retrying",
-                        extra={"fields": {"dependency": dependency, "error": error}})
+            log.warning(
+                f"{dependency} unavailable; waiting and retrying",
+                extra={"fields": {"dependency": dependency, "error": error}},
+            )
         self._waiting_on = dependency
         self._waiting_error = error
 
@@ -623,8 +681,11 @@ class StreamScorer:
 
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._joining_since = time.monotonic()
-        pending = {tp: OffsetAndMetadata(self._done[tp], "", -1) for tp in revoked
-                   if tp in self._done and self._committed.get(tp) != self._done[tp]}
+        pending = {
+            tp: OffsetAndMetadata(self._done[tp], "", -1)
+            for tp in revoked
+            if tp in self._done and self._committed.get(tp) != self._done[tp]
+        }
         if pending:
             self.consumer.commit_async(pending)
         for tp in revoked:
@@ -633,12 +694,22 @@ class StreamScorer:
             if tp in self._lag_labels:
                 self._lag_labels.discard(tp)
                 self.metrics.lag.remove(tp.topic, str(tp.partition))
-        log.info("partitions revoked", extra={"fields": {"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked),
-                                                          "committed_on_revoke": len(pending)}})
+        log.info(
+            "partitions revoked",
+            extra={
+                "fields": {
+                    "partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in revoked),
+                    "committed_on_revoke": len(pending),
+                }
+            },
+        )
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self._joining_since = None
-        log.info("partitions assigned", extra={"fields": {"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}})
+        log.info(
+            "partitions assigned",
+            extra={"fields": {"partitions": sorted(f"{tp.topic}-{tp.partition}" for tp in assigned)}},
+        )
 
     def _update_lag(self) -> None:
         for tp in self.consumer.assignment():
@@ -657,8 +728,17 @@ class StreamScorer:
         self._joining_since = None  # closing revokes the partitions; that is no join
         if self.publisher is not None:
             self.publisher.close()
-        log.info("stopped", extra={"fields": {"consumed": self.summary.consumed, "scored": self.summary.scored,
-                                              "rejected": self.summary.rejected, "anomalies": self.summary.anomalies}})
+        log.info(
+            "stopped",
+            extra={
+                "fields": {
+                    "consumed": self.summary.consumed,
+                    "scored": self.summary.scored,
+                    "rejected": self.summary.rejected,
+                    "anomalies": self.summary.anomalies,
+                }
+            },
+        )
 
 
 def _cause(exc: Exception) -> str:

@@ -51,7 +51,9 @@ def dead_letter(message: Message, rejection: Rejected) -> Outgoing:
         ("anomaly-source-partition", str(message.partition).encode()),
         ("anomaly-source-offset", str(message.offset).encode()),
     ]
-    return Outgoing(dlq_topic(message.topic), value, key, headers, origin=(message.topic, message.partition, message.offset))
+    return Outgoing(
+        dlq_topic(message.topic), value, key, headers, origin=(message.topic, message.partition, message.offset)
+    )
 
 
 def rejection_row(message: Message, rejection: Rejected) -> dict[str, Any]:

@@ -160,7 +160,9 @@ class DecodeContext:
                 f"source name is longer than {MAX_SOURCE_CHARS} characters, holds NUL or is not UTF-8 text", "source"
             )
         if self.sources is not None and source not in self.sources:
-            raise Rejected(f"unknown source {source!r} (this scorer serves {', '.join(sorted(self.sources))})", "source")
+            raise Rejected(
+                f"unknown source {source!r} (this scorer serves {', '.join(sorted(self.sources))})", "source"
+            )
 
 
 Decoder = Callable[[Message, DecodeContext], Decoded]

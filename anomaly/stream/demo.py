@@ -64,8 +64,9 @@ def split(normal_digit: int, seed: int) -> tuple[ImageSet, ImageSet]:
     return data.subset(train_ids), data.subset(test_ids)
 
 
-def trained_model(name: str, out_dir: Path, normal_digit: int, epochs: int, seed: int, engine: Engine,
-                  say=print) -> tuple[ModelRecord, bool]:
+def trained_model(
+    name: str, out_dir: Path, normal_digit: int, epochs: int, seed: int, engine: Engine, say=print
+) -> tuple[ModelRecord, bool]:
     """The active version of ``name`` when it is this folder's model, else train, register and activate it."""
     artifact = str(out_dir.resolve())
     current = active_model(name, engine=engine)
@@ -74,19 +75,34 @@ def trained_model(name: str, out_dir: Path, normal_digit: int, epochs: int, seed
         return current, False
     train, _ = split(normal_digit, seed)
     say(f"training ganomaly on {len(train)} images of digit {normal_digit} (scikit-learn digits), {epochs} epochs")
-    detector = registry().get("ganomaly")(ImageSpec(image_size=16), settings=FitSettings(epochs=epochs, batch_size=32, seed=seed))
+    detector = registry().get("ganomaly")(
+        ImageSpec(image_size=16), settings=FitSettings(epochs=epochs, batch_size=32, seed=seed)
+    )
     detector.fit(train)
     detector.save(out_dir)
-    record = register_trained_model(name, out_dir, read_manifest(out_dir),
-                                    data_summary={"data": "sklearn digits", "normal_digit": normal_digit}, engine=engine)
+    record = register_trained_model(
+        name,
+        out_dir,
+        read_manifest(out_dir),
+        data_summary={"data": "sklearn digits", "normal_digit": normal_digit},
+        engine=engine,
+    )
     if record.status != "active":
         record = promote(name, record.version, engine=engine)
     say(f"registered {name} v{record.version} as the active version")
     return record, True
 
 
-def run_demo(bootstrap: str, engine: Engine, name: str = "digits", out_dir: Path = Path("runs/stream-demo"),
-             normal_digit: int = 0, epochs: int = 100, seed: int = 0, say=print) -> DemoResult:
+def run_demo(
+    bootstrap: str,
+    engine: Engine,
+    name: str = "digits",
+    out_dir: Path = Path("runs/stream-demo"),
+    normal_digit: int = 0,
+    epochs: int = 100,
+    seed: int = 0,
+    say=print,
+) -> DemoResult:
     """Train or reuse, produce the unseen digits (and three malformed messages), score them, read back."""
     model, trained = trained_model(name, out_dir, normal_digit, epochs, seed, engine, say)
     _, test = split(normal_digit, seed)
@@ -101,18 +117,35 @@ def run_demo(bootstrap: str, engine: Engine, name: str = "digits", out_dir: Path
         producer.close()
     say(f"produced {len(sent)} digit images and {len(MALFORMED)} malformed messages to {topic}")
     total = len(sent) + len(MALFORMED)
-    scorer = StreamScorer(ServeSettings(topics=[topic], models={topic: name}, bootstrap_servers=bootstrap,
-                                        group=f"{topic}-scorer", max_messages=total, idle_timeout_s=120), engine)
+    scorer = StreamScorer(
+        ServeSettings(
+            topics=[topic],
+            models={topic: name},
+            bootstrap_servers=bootstrap,
+            group=f"{topic}-scorer",
+            max_messages=total,
+            idle_timeout_s=120,
+        ),
+        engine,
+    )
     run = scorer.run()
     labels = {position: int(label) for position, label in zip(sent, test.labels)}
     with Session(engine) as session:
-        rows = session.execute(select(Event.partition, Event.offset, Event.score, Event.is_anomaly)
-                               .where(Event.topic == topic)).all()
+        rows = session.execute(
+            select(Event.partition, Event.offset, Event.score, Event.is_anomaly).where(Event.topic == topic)
+        ).all()
         rejected = len(session.scalars(select(RejectedMessage.id).where(RejectedMessage.topic == topic)).all())
     scored = [(labels[(r.partition, r.offset)], r.score) for r in rows if (r.partition, r.offset) in labels]
     truth, scores = np.array([s[0] for s in scored]), np.array([s[1] for s in scored])
-    return DemoResult(model=model, trained=trained, topic=topic, produced=total, produce_seconds=produce_seconds,
-                      run=run, events=len(rows), rejected=rejected,
-                      metrics=detection_metrics(truth, scores, model.threshold),
-                      flagged=int(sum(r.is_anomaly for r in rows)))
-
+    return DemoResult(
+        model=model,
+        trained=trained,
+        topic=topic,
+        produced=total,
+        produce_seconds=produce_seconds,
+        run=run,
+        events=len(rows),
+        rejected=rejected,
+        metrics=detection_metrics(truth, scores, model.threshold),
+        flagged=int(sum(r.is_anomaly for r in rows)),
+    )

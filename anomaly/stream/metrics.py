@@ -26,27 +26,60 @@ class StreamMetrics:
         r = self.registry
         self.consumed = Counter("anomaly_stream_messages_consumed", "Messages polled from Kafka", ["topic"], registry=r)
         self.scored = Counter("anomaly_stream_messages_scored", "Messages scored and stored", ["topic"], registry=r)
-        self.rejected = Counter("anomaly_stream_messages_rejected", "Messages dead-lettered", ["topic", "kind"], registry=r)
-        self.anomalies = Counter("anomaly_stream_anomalies", "Scored messages over the threshold", ["topic"], registry=r)
-        self.retries = Counter("anomaly_stream_retries", "Waits on an unavailable dependency", ["dependency"], registry=r)
+        self.rejected = Counter(
+            "anomaly_stream_messages_rejected", "Messages dead-lettered", ["topic", "kind"], registry=r
+        )
+        self.anomalies = Counter(
+            "anomaly_stream_anomalies", "Scored messages over the threshold", ["topic"], registry=r
+        )
+        self.retries = Counter(
+            "anomaly_stream_retries", "Waits on an unavailable dependency", ["dependency"], registry=r
+        )
         self.swaps = Counter("anomaly_stream_model_swaps", "Hot swaps to a newly active version", ["model"], registry=r)
-        self.produce_refused = Counter("anomaly_stream_produce_refused", "Dead letters and alerts the broker refused "
-                                       "past bounded retries", ["topic"], registry=r)
-        self.batch_seconds = Histogram("anomaly_stream_batch_seconds", "Poll-to-commit time of one batch",
-                                       buckets=BATCH_BUCKETS, registry=r)
-        self.scoring_seconds = Histogram("anomaly_stream_scoring_seconds", "Detector time for one batch",
-                                         ["model"], buckets=BATCH_BUCKETS, registry=r)
-        self.batch_size = Histogram("anomaly_stream_batch_messages", "Messages per batch",
-                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000), registry=r)
-        self.lag = Gauge("anomaly_stream_consumer_lag", "Messages behind the partition's end", ["topic", "partition"],
-                         registry=r)
+        self.produce_refused = Counter(
+            "anomaly_stream_produce_refused",
+            "Dead letters and alerts the broker refused past bounded retries",
+            ["topic"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "anomaly_stream_batch_seconds", "Poll-to-commit time of one batch", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.scoring_seconds = Histogram(
+            "anomaly_stream_scoring_seconds",
+            "Detector time for one batch",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "anomaly_stream_batch_messages",
+            "Messages per batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "anomaly_stream_consumer_lag", "Messages behind the partition's end", ["topic", "partition"], registry=r
+        )
         self.model_version = Gauge("anomaly_stream_model_version", "Version being served", ["model"], registry=r)
-        self.active_version = Gauge("anomaly_stream_model_active_version", "Version active in the registry; "
-                                    "differs from the served one while it will not load", ["model"], registry=r)
-        self.load_failures = Counter("anomaly_stream_model_load_failures", "Versions that failed to load or warm "
-                                     "up, so were not served", ["model"], registry=r)
-        self.fallbacks = Counter("anomaly_stream_model_fallbacks", "Start-ups serving an older version because "
-                                 "the active one would not load", ["model"], registry=r)
+        self.active_version = Gauge(
+            "anomaly_stream_model_active_version",
+            "Version active in the registry; differs from the served one while it will not load",
+            ["model"],
+            registry=r,
+        )
+        self.load_failures = Counter(
+            "anomaly_stream_model_load_failures",
+            "Versions that failed to load or warm up, so were not served",
+            ["model"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "anomaly_stream_model_fallbacks",
+            "Start-ups serving an older version because the active one would not load",
+            ["model"],
+            registry=r,
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -125,8 +125,9 @@ class ServingModel:
         pictures = [item.image for item in items if isinstance(item, Picture)]
         return self._contained(pictures, self._score_images, "image")
 
-    def _contained(self, samples: list[np.ndarray], score: Callable[[list[np.ndarray]], Scores],
-                   what: str) -> list[Scored | Rejected]:
+    def _contained(
+        self, samples: list[np.ndarray], score: Callable[[list[np.ndarray]], Scores], what: str
+    ) -> list[Scored | Rejected]:
         """All samples scored at once; if that fails, each half on its own, down to the samples at fault.
 
         Any exception counts: a detector (a plugin's, too) failing on one odd input must cost that
@@ -152,9 +153,12 @@ class ServingModel:
         names = list(scores.components)
         columns = [scores.components[name][:expected].tolist() for name in names]
         threshold = float(scores.threshold)
-        return [Scored(value, threshold, flag, dict(zip(names, parts)))
-                for value, flag, *parts in zip(scores.scores[:expected].tolist(),
-                                                scores.is_anomaly[:expected].tolist(), *columns)]
+        return [
+            Scored(value, threshold, flag, dict(zip(names, parts)))
+            for value, flag, *parts in zip(
+                scores.scores[:expected].tolist(), scores.is_anomaly[:expected].tolist(), *columns
+            )
+        ]
 
     def context(self, sources: frozenset[str] | None, max_bytes: int) -> DecodeContext:
         """What decoders check messages against: this version's input spec (channels, window) and the limits."""
@@ -172,8 +176,14 @@ class ModelWatcher:
     bad promotion cannot keep a restarted scorer down.
     """
 
-    def __init__(self, names: list[str], engine: Engine, check_every_s: float = 5.0, max_batch: int = 256,
-                 metrics: StreamMetrics | None = None) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        engine: Engine,
+        check_every_s: float = 5.0,
+        max_batch: int = 256,
+        metrics: StreamMetrics | None = None,
+    ) -> None:
         self.engine = engine
         self.check_every_s = check_every_s
         self.max_batch = max_batch
@@ -217,18 +227,37 @@ class ModelWatcher:
                 self._count_failure(record, exc, None)
                 continue
             self.metrics.fallbacks.labels(active.name).inc()
-            log.error("active version will not load; serving the newest retired version that does",
-                      extra={"fields": {"model": active.name, "active": active.version, "serving": record.version,
-                                        "error": first_error}})
+            log.error(
+                "active version will not load; serving the newest retired version that does",
+                extra={
+                    "fields": {
+                        "model": active.name,
+                        "active": active.version,
+                        "serving": record.version,
+                        "error": first_error,
+                    }
+                },
+            )
             return model
-        raise AnomalyError(f"no version of model {active.name!r} loads: active version {active.version}: "
-                           f"{first_error}; see `anomaly models`")
+        raise AnomalyError(
+            f"no version of model {active.name!r} loads: active version {active.version}: "
+            f"{first_error}; see `anomaly models`"
+        )
 
     def _count_failure(self, record: ModelRecord, exc: Exception, serving: int | None) -> None:
         self.metrics.load_failures.labels(record.name).inc()
-        log.error("model version failed to load; not serving it",
-                  extra={"fields": {"model": record.name, "failed": record.version, "artifact": record.artifact,
-                                    "serving": serving, "error": failure_line(exc)}})
+        log.error(
+            "model version failed to load; not serving it",
+            extra={
+                "fields": {
+                    "model": record.name,
+                    "failed": record.version,
+                    "artifact": record.artifact,
+                    "serving": serving,
+                    "error": failure_line(exc),
+                }
+            },
+        )
 
     def refresh(self, force: bool = False) -> list[ServingModel]:
         """Swap in newly activated versions (at most every ``check_every_s``); return what was swapped."""
@@ -242,8 +271,10 @@ class ModelWatcher:
                 record = active_model(name, engine=self.engine)
             except (DBAPIError, AnomalyError) as exc:
                 self.registry_error = str(exc)
-                log.warning("registry unreachable; keeping the serving model",
-                            extra={"fields": {"model": name, "version": current.version, "error": str(exc)}})
+                log.warning(
+                    "registry unreachable; keeping the serving model",
+                    extra={"fields": {"model": name, "version": current.version, "error": str(exc)}},
+                )
                 continue
             if record is None:
                 continue
@@ -264,7 +295,9 @@ class ModelWatcher:
             fresh.inherit_windows(current)
             self.models[name] = fresh
             swapped.append(fresh)
-            log.info("hot-swapped model", extra={"fields": {"model": name, "from": current.version, "to": record.version}})
+            log.info(
+                "hot-swapped model", extra={"fields": {"model": name, "from": current.version, "to": record.version}}
+            )
         return swapped
 
 

@@ -40,15 +40,21 @@ def reading(source: str, values: Iterable[float], ts: datetime | None = None) ->
     return json.dumps({"source": source, "ts": moment.isoformat(), "values": [float(v) for v in values]}).encode()
 
 
-def reading_messages(series: SeriesSet, source: str | None = None) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+def reading_messages(
+    series: SeriesSet, source: str | None = None
+) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """(key, value, headers) per time step of ``series``, the step id in a header."""
     name = source or series.name
     for step_id, row in zip(series.ids, series.values):
         yield name.encode(), reading(name, row), [("id", step_id.encode())]
 
 
-def send(producer: KafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes, list[tuple[str, bytes]]]],
-         rate: float | None = None) -> list[tuple[int, int]]:
+def send(
+    producer: KafkaProducer,
+    topic: str,
+    messages: Iterable[tuple[bytes, bytes, list[tuple[str, bytes]]]],
+    rate: float | None = None,
+) -> list[tuple[int, int]]:
     """Send every message (at ``rate`` per second when given), wait for all acknowledgements.
 
     Returns each message's (partition, offset), in sending order, so callers can match stored rows

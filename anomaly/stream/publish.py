@@ -57,16 +57,21 @@ class Publisher:
         self.failing_since: float | None = None
         self.last_error: str | None = None
 
-    def send_all(self, records: list[Outgoing], keep_going: Callable[[], bool] = lambda: True,
-                 give_up: GiveUp = lambda record, error: None) -> bool:
+    def send_all(
+        self,
+        records: list[Outgoing],
+        keep_going: Callable[[], bool] = lambda: True,
+        give_up: GiveUp = lambda record, error: None,
+    ) -> bool:
         """True once each record is acknowledged or given up; False if ``keep_going`` turned false first."""
         pending, refusals = records, [0] * len(records)
         while pending:
             futures = []
             for record in pending:
                 try:
-                    futures.append(self.producer.send(record.topic, value=record.value, key=record.key,
-                                                      headers=record.headers))
+                    futures.append(
+                        self.producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
+                    )
                 except KafkaError as exc:
                     futures.append(exc)
             self.producer.flush()
@@ -77,8 +82,10 @@ class Publisher:
                     continue
                 refused += not getattr(error, "retriable", False)
                 if refused >= REFUSED_ATTEMPTS:
-                    log.error("record refused; giving it up", extra={"fields": {
-                        "topic": record.topic, "origin": record.origin, "error": _describe(error)}})
+                    log.error(
+                        "record refused; giving it up",
+                        extra={"fields": {"topic": record.topic, "origin": record.origin, "error": _describe(error)}},
+                    )
                     give_up(record, _describe(error))
                     continue
                 retry.append(record)

@@ -47,5 +47,5 @@ class WindowBuffers:
                 ends = ends + missing
             view = np.lib.stride_tricks.sliding_window_view(series, self.window, axis=0)
             out[indexes] = view[ends - (self.window - 1)].transpose(0, 2, 1)
-            self._history[source] = series[-(self.window - 1):].copy()
+            self._history[source] = series[-(self.window - 1) :].copy()
         return out

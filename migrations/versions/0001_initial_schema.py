@@ -104,9 +104,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("topic", "partition", "offset", name=op.f("uq_events_topic_partition_offset")),
     )
-    op.create_index(
-        op.f("ix_events_source_is_anomaly_received_at"), "events", ["source", "is_anomaly", "received_at"]
-    )
+    op.create_index(op.f("ix_events_source_is_anomaly_received_at"), "events", ["source", "is_anomaly", "received_at"])
     op.create_index(op.f("ix_events_model_id_received_at"), "events", ["model_id", "received_at"])
     op.create_index(op.f("ix_events_received_at"), "events", ["received_at"])
 
@@ -120,9 +118,7 @@ def upgrade() -> None:
         sa.Column("raw_head", sa.LargeBinary(), nullable=True),
         _timestamp("rejected_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rejected_messages")),
-        sa.UniqueConstraint(
-            "topic", "partition", "offset", name=op.f("uq_rejected_messages_topic_partition_offset")
-        ),
+        sa.UniqueConstraint("topic", "partition", "offset", name=op.f("uq_rejected_messages_topic_partition_offset")),
     )
     op.create_index(op.f("ix_rejected_messages_rejected_at"), "rejected_messages", ["rejected_at"])
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.keras_detector import GANParams, KerasDetector, require_tensorflow
+from anomaly.keras.detector import GANParams, KerasDetector, require_tensorflow
 from anomaly.params import option
 
 # Scoring runs this many optimisation steps per batch: 20x the default still scores, while a
@@ -45,8 +45,9 @@ class AnoGAN(KerasDetector):
 
         require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
-        self.model = AnoGANModel(self.spec.sample_shape, self.params, bounded, self.settings.seed or 0,
-                                 self.compile_training)
+        self.model = AnoGANModel(
+            self.spec.sample_shape, self.params, bounded, self.settings.seed or 0, self.compile_training
+        )
         self.networks = self.model.networks
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly.networks import body, decoder, encoder, head
+from anomaly.keras.networks import body, decoder, encoder, head
 
 _bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
@@ -51,7 +51,9 @@ class AnoGANModel:
         logs = {"g_loss": g_loss, "d_loss": d_loss}
         if p.encoder_init:
             with tf.GradientTape() as e_tape:
-                e_loss = tf.reduce_mean(self._match_loss(x, self.generator(self.encoder(x, training=True), training=False)))
+                e_loss = tf.reduce_mean(
+                    self._match_loss(x, self.generator(self.encoder(x, training=True), training=False))
+                )
             e_vars = self.encoder.trainable_variables
             self.e_opt.apply(e_tape.gradient(e_loss, e_vars), e_vars)
             logs["e_loss"] = e_loss
@@ -77,7 +79,9 @@ class AnoGANModel:
         return tf.reduce_mean(tf.abs(x - fake), axis=list(range(1, len(x.shape))))
 
     def encoder_residual(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._residual(tf.convert_to_tensor(x[i : i + 256])).numpy() for i in range(0, len(x), 256)])
+        return np.concatenate(
+            [self._residual(tf.convert_to_tensor(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
+        )
 
     def _search_fn(self, x):
         """Adam on the latent codes of the whole batch at once; per-sample losses are summed so gradients stay per sample."""

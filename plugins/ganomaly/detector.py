@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.keras_detector import (
+from anomaly.keras.detector import (
     MAX_LATENT,
     GANParams,
     KerasDetector,

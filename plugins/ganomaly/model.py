@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly.networks import body, decoder, encoder, head
+from anomaly.keras.networks import body, decoder, encoder, head
 
 _bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
@@ -27,7 +27,9 @@ class GANomalyModel:
             "encoder2": self.encoder2,
             "discriminator": self.discriminator,
         }
-        self.g_vars = self.encoder.trainable_variables + self.decoder.trainable_variables + self.encoder2.trainable_variables
+        self.g_vars = (
+            self.encoder.trainable_variables + self.decoder.trainable_variables + self.encoder2.trainable_variables
+        )
         self.d_vars = self.discriminator.trainable_variables
         self.g_opt = keras.optimizers.Adam(p.lr, beta_1=p.beta1)
         self.d_opt = keras.optimizers.Adam(p.lr, beta_1=p.beta1)

@@ -24,8 +24,16 @@ def _run(url: str, *args: str) -> Result:
 def filled(engine: Engine, register: Callable) -> Engine:
     register(count=2)
     rows = [
-        {"topic": "readings", "partition": 0, "offset": i, "source": f"press-{i % 2}", "score": i / 10,
-         "threshold": 0.5, "is_anomaly": i >= 5, "components": {"latent": i}}
+        {
+            "topic": "readings",
+            "partition": 0,
+            "offset": i,
+            "source": f"press-{i % 2}",
+            "score": i / 10,
+            "threshold": 0.5,
+            "is_anomaly": i >= 5,
+            "components": {"latent": i},
+        }
         for i in range(8)
     ]
     insert_events(engine, rows)
@@ -38,7 +46,10 @@ def test_models_lists_as_table_and_json(db_url: str, filled: Engine) -> None:
     assert "tiles" in table.output and "candidate" in table.output and "active" in table.output
 
     listed = json.loads(_run(db_url, "models", "--json").output)
-    assert [(m["name"], m["version"], m["status"]) for m in listed] == [("tiles", 2, "candidate"), ("tiles", 1, "active")]
+    assert [(m["name"], m["version"], m["status"]) for m in listed] == [
+        ("tiles", 2, "candidate"),
+        ("tiles", 1, "active"),
+    ]
     assert listed[0]["created_at"].endswith("+00:00")
 
 
@@ -96,7 +107,11 @@ def test_db_commands(blank_url: str) -> None:
     downgraded = _run(blank_url, "db", "downgrade", "base")
     assert downgraded.exit_code == 0 and "at revision base" in downgraded.output
     assert json.loads(_run(blank_url, "db", "current", "--json").output) == {
-        "database": hide_password(blank_url), "revision": None, "head": head_revision(), "up_to_date": False}
+        "database": hide_password(blank_url),
+        "revision": None,
+        "head": head_revision(),
+        "up_to_date": False,
+    }
     assert json.loads(_run(blank_url, "db", "upgrade", "--json").output)["up_to_date"] is True
 
 

@@ -60,9 +60,11 @@ def test_config_file_without_database_section_uses_default(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "content, message",
-    [("[database\nurl=", "cannot read config file"),
-     ("[database]\nurl = 5\n", "database.url: input should be a valid string"),
-     ("[other]\nkey = 1\n", "unknown setting other")],
+    [
+        ("[database\nurl=", "cannot read config file"),
+        ("[database]\nurl = 5\n", "database.url: input should be a valid string"),
+        ("[other]\nkey = 1\n", "unknown setting other"),
+    ],
 )
 def test_bad_config_file_is_a_user_error(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "anomaly.toml").write_text(content)
@@ -154,7 +156,10 @@ def test_misread_urls_are_refused_before_connecting(url: str, words: str) -> Non
 
 
 def test_postgres_scheme_and_bare_postgresql_use_psycopg() -> None:
-    assert checked_url(f"postgres://u:{SECRET}@db/x?sslmode=require") == f"postgresql+psycopg://u:{SECRET}@db/x?sslmode=require"
+    assert (
+        checked_url(f"postgres://u:{SECRET}@db/x?sslmode=require")
+        == f"postgresql+psycopg://u:{SECRET}@db/x?sslmode=require"
+    )
     assert checked_url("postgresql://u@db/x") == "postgresql+psycopg://u@db/x"
     assert checked_url("postgresql+psycopg2://u@db/x") == "postgresql+psycopg2://u@db/x"
     assert checked_url("sqlite:///a@b.db") == "sqlite:///a@b.db"

@@ -65,7 +65,7 @@ def jpeg_claiming(width: int, height: int, rng: np.random.Generator) -> bytes:
     """A real JPEG whose frame header is patched to claim ``width`` x ``height`` pixels."""
     raw = bytearray(_picture(rng, "JPEG"))
     frame = raw.index(b"\xff\xc0") + 5  # SOF0: marker, length (2), precision (1), then height, width
-    raw[frame:frame + 4] = struct.pack(">HH", height, width)
+    raw[frame : frame + 4] = struct.pack(">HH", height, width)
     return bytes(raw)
 
 
@@ -78,7 +78,7 @@ def mutated(raw: bytes, rng: np.random.Generator) -> bytes:
         if action == 0:
             out[at] ^= int(rng.integers(1, 256))
         elif action == 1:
-            del out[at:at + int(rng.integers(1, 8))]
+            del out[at : at + int(rng.integers(1, 8))]
         else:
             out[at:at] = rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8).tobytes()
     return bytes(out)
@@ -95,8 +95,9 @@ def _time_out_of_range(rng: np.random.Generator) -> str:
     return f"{year:04d}-06-15T12:00:00{rng.choice(['+', '-'])}{rng.integers(0, 15):02d}:00"
 
 
-def _refused(decoder: Callable, context: decode.DecodeContext, key: bytes | None, value: bytes,
-             headers: list[tuple[str, bytes]]) -> bool:
+def _refused(
+    decoder: Callable, context: decode.DecodeContext, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+) -> bool:
     try:
         decoder(decode.Message("poison", 0, 0, key, value, tuple(headers)), context)
     except decode.Rejected:
@@ -104,8 +105,14 @@ def _refused(decoder: Callable, context: decode.DecodeContext, key: bytes | None
     return False
 
 
-def _refused_mutation(valid: bytes, rng: np.random.Generator, decoder: Callable, context: decode.DecodeContext,
-                      key: bytes | None, headers: list[tuple[str, bytes]]) -> bytes:
+def _refused_mutation(
+    valid: bytes,
+    rng: np.random.Generator,
+    decoder: Callable,
+    context: decode.DecodeContext,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+) -> bytes:
     """A mutation of ``valid`` that the decoder refuses: some mutations stay valid (a changed digit)."""
     while True:
         value = mutated(valid, rng)
@@ -143,37 +150,90 @@ def crash_readings(large_bytes: int = 2_000_000) -> list[Message]:
 
 _BAD_READING_VALUES: list[bytes] = [
     # not JSON, or not an object
-    b"{not json", b"{", b"}", b'{"source": "pump-0", "values": [1, 2]', b'{"source": "pump-0", "values": [1, 2]} x',
-    b"\xef\xbb\xbf" + _reading(), b"null", b"true", b"42", b'"pump-0"', b"[]", b"[0.5, 1.5]", b" ", b"\n\t",
-    b'{"source": "pump-0", "values": [1, 2],}', b"{'source': 'pump-0', 'values': [1, 2]}",
+    b"{not json",
+    b"{",
+    b"}",
+    b'{"source": "pump-0", "values": [1, 2]',
+    b'{"source": "pump-0", "values": [1, 2]} x',
+    b"\xef\xbb\xbf" + _reading(),
+    b"null",
+    b"true",
+    b"42",
+    b'"pump-0"',
+    b"[]",
+    b"[0.5, 1.5]",
+    b" ",
+    b"\n\t",
+    b'{"source": "pump-0", "values": [1, 2],}',
+    b"{'source': 'pump-0', 'values': [1, 2]}",
     # not UTF-8, or not storable text
-    b'{"source": "pump-\xff", "values": [1, 2]}', b'{"source": "\xc0\xaf", "values": [1, 2]}',
-    b'{"source": "\xed\xa0\x80", "values": [1, 2]}', b'{"source": "pump-\xe2\x82", "values": [1, 2]}',
-    _reading("\udfff"), _reading("pump-\udc00"), _reading("\ud800\ud800"), _reading("pump\x000"), _reading("p" * 256),
+    b'{"source": "pump-\xff", "values": [1, 2]}',
+    b'{"source": "\xc0\xaf", "values": [1, 2]}',
+    b'{"source": "\xed\xa0\x80", "values": [1, 2]}',
+    b'{"source": "pump-\xe2\x82", "values": [1, 2]}',
+    _reading("\udfff"),
+    _reading("pump-\udc00"),
+    _reading("\ud800\ud800"),
+    _reading("pump\x000"),
+    _reading("p" * 256),
     # the source: missing (and no key, see below), empty or not a string
-    _reading(""), _reading(5), _reading(["pump-0"]), _reading({"name": "pump-0"}), _reading(True),
+    _reading(""),
+    _reading(5),
+    _reading(["pump-0"]),
+    _reading({"name": "pump-0"}),
+    _reading(True),
     # NaN and infinities
-    b'{"source": "pump-0", "values": [1.0, NaN]}', b'{"source": "pump-0", "values": [Infinity, 1]}',
-    b'{"source": "pump-0", "values": [-Infinity, 1]}', b'{"source": "pump-0", "values": [[1, 2], [NaN, 2]]}',
-    _reading(values=(1e39, 0)), _reading(values=(0, -1e39)), _reading(values=(3.5e38, 0)),
+    b'{"source": "pump-0", "values": [1.0, NaN]}',
+    b'{"source": "pump-0", "values": [Infinity, 1]}',
+    b'{"source": "pump-0", "values": [-Infinity, 1]}',
+    b'{"source": "pump-0", "values": [[1, 2], [NaN, 2]]}',
+    _reading(values=(1e39, 0)),
+    _reading(values=(0, -1e39)),
+    _reading(values=(3.5e38, 0)),
     _reading(values=(1e308, 1e308)),
     b'{"source": "pump-0", "values": [1e400, 0]}',
     # values of the wrong type
-    _reading(values="0.5, 1.5"), _reading(values={"a": 1}), _reading(values=None), _reading(values=True),
-    _reading(values=(True, False)), _reading(values=("1", "2")), _reading(values=(None, 1)),
-    _reading(values=[[1, 2], "x"]), _reading(values=[{}, {}]), _reading(values=[[1, [2]]]),
-    b'{"source": "pump-0", "values": [1, 2], "values": "x"}', b'{"source": "pump-0"}',
+    _reading(values="0.5, 1.5"),
+    _reading(values={"a": 1}),
+    _reading(values=None),
+    _reading(values=True),
+    _reading(values=(True, False)),
+    _reading(values=("1", "2")),
+    _reading(values=(None, 1)),
+    _reading(values=[[1, 2], "x"]),
+    _reading(values=[{}, {}]),
+    _reading(values=[[1, [2]]]),
+    b'{"source": "pump-0", "values": [1, 2], "values": "x"}',
+    b'{"source": "pump-0"}',
     # values of the wrong shape
-    _reading(values=(1,)), _reading(values=(1, 2, 3)), _reading(values=()), _reading(values=[[]]),
-    _reading(values=[[1, 2]] * 2), _reading(values=[[1, 2]] * 7), _reading(values=[[1, 2]] * 9),
-    _reading(values=[[1]] * 8), _reading(values=[[1, 2, 3]] * 8), _reading(values=[[[1, 2]]]),
+    _reading(values=(1,)),
+    _reading(values=(1, 2, 3)),
+    _reading(values=()),
+    _reading(values=[[]]),
+    _reading(values=[[1, 2]] * 2),
+    _reading(values=[[1, 2]] * 7),
+    _reading(values=[[1, 2]] * 9),
+    _reading(values=[[1]] * 8),
+    _reading(values=[[1, 2, 3]] * 8),
+    _reading(values=[[[1, 2]]]),
     # times that are not times, or outside 1900..2200
-    _reading(ts="yesterday"), _reading(ts=""), _reading(ts="2026-13-01"), _reading(ts=True), _reading(ts=[]),
-    _reading(ts={}), _reading(ts=1_700_000_000_000), _reading(ts=-1e10), _reading(ts=2**70),
-    _reading(ts="1899-12-31T23:59:59Z"), _reading(ts="2200-01-01T00:00:00Z"), _reading(ts="0001-01-01"),
-    _reading(ts="9999-12-31"), _reading(ts="2026-11-26T10:00:00+25:00"),
+    _reading(ts="yesterday"),
+    _reading(ts=""),
+    _reading(ts="2026-13-01"),
+    _reading(ts=True),
+    _reading(ts=[]),
+    _reading(ts={}),
+    _reading(ts=1_700_000_000_000),
+    _reading(ts=-1e10),
+    _reading(ts=2**70),
+    _reading(ts="1899-12-31T23:59:59Z"),
+    _reading(ts="2200-01-01T00:00:00Z"),
+    _reading(ts="0001-01-01"),
+    _reading(ts="9999-12-31"),
+    _reading(ts="2026-11-26T10:00:00+25:00"),
     # nested deeper than any reading
-    b'{"a":' * 1000 + b"1" + b"}" * 1000, _reading(values=[[[[[[[[[[[1, 2]]]]]]]]]]]),
+    b'{"a":' * 1000 + b"1" + b"}" * 1000,
+    _reading(values=[[[[[[[[[[[1, 2]]]]]]]]]]]),
     b'{"source": "pump-0", "values": [1, 2], "x": ' + b"[" * 20 + b"]" * 20 + b"}",
     b"",
 ]
@@ -242,35 +302,74 @@ def _image_catalogue(rng: np.random.Generator) -> list[Message]:
     return [
         *crash_images(),
         # headers claiming too many pixels, or none
-        *_in_each_form(png_claiming(10_000, 10_000)), (key, png_claiming(4097, 4097), []),
-        (key, png_claiming(2**31 - 1, 1), []), (key, png_claiming(0, 0), []), (key, png_claiming(16, 0), []),
-        *_in_each_form(jpeg_claiming(65_000, 65_000, rng)), (key, jpeg_claiming(5000, 4000, rng), []),
+        *_in_each_form(png_claiming(10_000, 10_000)),
+        (key, png_claiming(4097, 4097), []),
+        (key, png_claiming(2**31 - 1, 1), []),
+        (key, png_claiming(0, 0), []),
+        (key, png_claiming(16, 0), []),
+        *_in_each_form(jpeg_claiming(65_000, 65_000, rng)),
+        (key, jpeg_claiming(5000, 4000, rng), []),
         # formats other than PNG and JPEG
         *(message for raw in others for message in _in_each_form(raw)),
         # truncated or corrupt
-        *(message for n in (len(png) // 2, len(png) - 1, len(png) - 4, len(png) - 12, len(png) - 13, 33, 8)
-          for message in _in_each_form(png[:n])),
-        *(message for n in (len(jpeg) // 2, len(jpeg) - 1, len(jpeg) - 2, len(jpeg) - 10, 3)
-          for message in _in_each_form(jpeg[:n])),
-        *_in_each_form(png + b"trailing"), *_in_each_form(bytes(bad_checksum)),
-        (key, b"\x89PNG\r\n\x1a\n truncated", PNG), (key, b"\xff\xd8\xff corrupt", []),
-        (key, decode.PNG_MAGIC + others[0], []), (key, decode.JPEG_MAGIC + others[1], []),
+        *(
+            message
+            for n in (len(png) // 2, len(png) - 1, len(png) - 4, len(png) - 12, len(png) - 13, 33, 8)
+            for message in _in_each_form(png[:n])
+        ),
+        *(
+            message
+            for n in (len(jpeg) // 2, len(jpeg) - 1, len(jpeg) - 2, len(jpeg) - 10, 3)
+            for message in _in_each_form(jpeg[:n])
+        ),
+        *_in_each_form(png + b"trailing"),
+        *_in_each_form(bytes(bad_checksum)),
+        (key, b"\x89PNG\r\n\x1a\n truncated", PNG),
+        (key, b"\xff\xd8\xff corrupt", []),
+        (key, decode.PNG_MAGIC + others[0], []),
+        (key, decode.JPEG_MAGIC + others[1], []),
         # not an image at all, or declared as the other form
-        (key, b"plain text, not an image", []), (key, b"", []), (key, b"", PNG), (key, b"\x00" * 64, []),
-        (key, png, AS_JSON), (key, _image_json(png), PNG), (key, _reading("cam-1"), []),
+        (key, b"plain text, not an image", []),
+        (key, b"", []),
+        (key, b"", PNG),
+        (key, b"\x00" * 64, []),
+        (key, png, AS_JSON),
+        (key, _image_json(png), PNG),
+        (key, _reading("cam-1"), []),
         # base64 that is not base64 of an image
-        *((None, json.dumps({"source": CAMERA, "image": text}).encode(), AS_JSON)
-          for text in ("***", "%%%", "abc", "aGVsbG8=", "ab-_", "", " ", base64.encodebytes(png).decode(),
-                       base64_png[:-1], base64_png.replace("A", "-"), base64.b64encode(others[0]).decode())),
+        *(
+            (None, json.dumps({"source": CAMERA, "image": text}).encode(), AS_JSON)
+            for text in (
+                "***",
+                "%%%",
+                "abc",
+                "aGVsbG8=",
+                "ab-_",
+                "",
+                " ",
+                base64.encodebytes(png).decode(),
+                base64_png[:-1],
+                base64_png.replace("A", "-"),
+                base64.b64encode(others[0]).decode(),
+            )
+        ),
         # JSON of the wrong shape, source or time
-        (key, b'{"picture": ""}', []), (key, b"{}", AS_JSON),
+        (key, b'{"picture": ""}', []),
+        (key, b"{}", AS_JSON),
         *((key, json.dumps({"source": CAMERA, "image": value}).encode(), []) for value in (5, None, [], {}, True)),
-        *((key, _image_json(png, source=source), [])
-          for source in (5, "", "\ud800", "cam-\udfff", "c" * 256, "cam\x001")),
-        *((key, _image_json(png, ts=ts), []) for ts in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-                                                      1_700_000_000_000, -1e12, "noon", True)),
-        (key, b"{not json", AS_JSON), (key, b"[" * 100_000, AS_JSON), (key, b'{"image": NaN}', AS_JSON),
-        (key, b"[1, 2]", AS_JSON), (key, b'{"source": "cam-1", "image": "\xff"}', AS_JSON),
+        *(
+            (key, _image_json(png, source=source), [])
+            for source in (5, "", "\ud800", "cam-\udfff", "c" * 256, "cam\x001")
+        ),
+        *(
+            (key, _image_json(png, ts=ts), [])
+            for ts in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", 1_700_000_000_000, -1e12, "noon", True)
+        ),
+        (key, b"{not json", AS_JSON),
+        (key, b"[" * 100_000, AS_JSON),
+        (key, b'{"image": NaN}', AS_JSON),
+        (key, b"[1, 2]", AS_JSON),
+        (key, b'{"source": "cam-1", "image": "\xff"}', AS_JSON),
         # a key too long to store as the source
         (b"c" * 256, png, PNG),
     ]

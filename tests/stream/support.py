@@ -150,8 +150,9 @@ def end_offsets(broker: KafkaBroker, topic: str, partitions: int = 3) -> dict[tu
 
 def read_topic(broker: KafkaBroker, topic: str, count: int, timeout_s: float = 30.0) -> list:
     """Every record of ``topic`` from the beginning, waiting for at least ``count``, then a bit longer."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     records: list = []
     try:
         deadline = time.monotonic() + timeout_s

@@ -88,8 +88,11 @@ def register_bad(url: str, good_folder: Path, root: Path, kind: str) -> ModelRec
 def activate_unchecked(url: str, record: ModelRecord) -> None:
     """Make ``record`` the active version without the load check `promote` makes."""
     with Session(get_engine(url)) as session, session.begin():
-        session.execute(update(Model).where(Model.name == record.name, Model.status == "active")
-                        .values(status="retired", retired_at=utcnow()))
+        session.execute(
+            update(Model)
+            .where(Model.name == record.name, Model.status == "active")
+            .values(status="retired", retired_at=utcnow())
+        )
         session.execute(update(Model).where(Model.id == record.id).values(status="active", retired_at=None))
 
 
@@ -116,7 +119,9 @@ def test_promote_refuses_a_version_that_will_not_load(sqlite_url: str, tiny_mode
     assert "colour are not ganomaly parameters" in lines[0]
     assert active_model("tiles", engine=get_engine(sqlite_url)).id == good.id
     assert {m.version: m.status for m in list_models("tiles", engine=get_engine(sqlite_url))} == {
-        1: "active", 2: "candidate"}
+        1: "active",
+        2: "candidate",
+    }
 
     fine = register(sqlite_url, "tiles", tiny_models["image2"])
     promoted = CliRunner().invoke(cli, ["models", "promote", "tiles", str(fine.version)], env={URL_ENV: sqlite_url})
@@ -125,7 +130,10 @@ def test_promote_refuses_a_version_that_will_not_load(sqlite_url: str, tiny_mode
 
 
 def test_any_exception_keeps_the_serving_version_and_is_not_retried_until_the_folder_changes(
-    sqlite_url: str, tiny_models: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    tiny_models: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     good = register(sqlite_url, "tiles", tiny_models["image"])
@@ -173,9 +181,16 @@ def test_start_up_with_nothing_that_loads_is_one_clear_error(
 
 def _scorer(broker: KafkaBroker, url: str, topic: str) -> StreamScorer:
     return StreamScorer(
-        ServeSettings(topics=[topic], models={topic: "tiles"}, bootstrap_servers=broker.bootstrap,
-                      group=f"{topic}-scorer", alerts_topic=None, model_check_s=0.3, poll_timeout_ms=100,
-                      max_batch=16),
+        ServeSettings(
+            topics=[topic],
+            models={topic: "tiles"},
+            bootstrap_servers=broker.bootstrap,
+            group=f"{topic}-scorer",
+            alerts_topic=None,
+            model_check_s=0.3,
+            poll_timeout_ms=100,
+            max_batch=16,
+        ),
         get_engine(url),
     )
 
@@ -199,8 +214,11 @@ def test_bad_versions_promoted_during_live_scoring_never_serve_and_a_restart_fal
             bad.append(register_bad(stream_db, tiny_models["image2"], tmp_path, kind))
             activate_unchecked(stream_db, bad[-1])
             sent += send(client, topic, images(4, seed=count))  # in flight while the version is tried
-            wait_until(lambda: sample(scorer.models, "anomaly_stream_model_load_failures_total") == count, 60,
-                       f"the scorer to try the version with {kind}")
+            wait_until(
+                lambda: sample(scorer.models, "anomaly_stream_model_load_failures_total") == count,
+                60,
+                f"the scorer to try the version with {kind}",
+            )
             sent += send(client, topic, images(4, seed=10 + count))
             wait_until(lambda: len(stored(stream_db, topic)) == len(sent), 60, f"images stored after {kind}")
         time.sleep(1.0)  # several model checks: none may try a failed version again

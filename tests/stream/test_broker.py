@@ -20,9 +20,7 @@ KEYS = 8  # several keys per partition, so each partition interleaves more than 
 
 @pytest.fixture
 def producer(kafka_broker: KafkaBroker) -> Iterator[KafkaProducer]:
-    client = KafkaProducer(
-        bootstrap_servers=kafka_broker.bootstrap, enable_idempotence=True, acks="all", linger_ms=5
-    )
+    client = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
     yield client
     client.close()
 
@@ -39,9 +37,7 @@ def group_consumer(broker: KafkaBroker, topic: str) -> KafkaConsumer:
 
 def produce(producer: KafkaProducer, topic: str, numbers: range) -> None:
     """Send each number, keyed by source, and wait until the broker has acknowledged all of them."""
-    futures = [
-        producer.send(topic, key=f"sensor-{n % KEYS}".encode(), value=str(n).encode()) for n in numbers
-    ]
+    futures = [producer.send(topic, key=f"sensor-{n % KEYS}".encode(), value=str(n).encode()) for n in numbers]
     producer.flush()
     for future in futures:
         future.get(timeout=0)  # raises the send's error, if it failed
@@ -96,9 +92,7 @@ def test_idempotent_producer_to_group_consumer_exactly_once_in_order(
         consumer.close()
 
 
-def test_clients_carry_on_after_the_broker_restarts(
-    kafka_broker: KafkaBroker, producer: KafkaProducer
-) -> None:
+def test_clients_carry_on_after_the_broker_restarts(kafka_broker: KafkaBroker, producer: KafkaProducer) -> None:
     topic = kafka_broker.create_topic(partitions=PARTITIONS)
     consumer = group_consumer(kafka_broker, topic)
     try:

@@ -17,8 +17,10 @@ from tests.stream.support import register
 from tests.test_cli_errors import assert_one_error_line, run_anomaly
 
 KAFKA_SECRET = "kafka-S3cret"
-SASL_CONFIG = ('[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "PLAIN"\n'
-               f'sasl_plain_username = "alice"\nsasl_plain_password = "{KAFKA_SECRET}"\n')
+SASL_CONFIG = (
+    '[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "PLAIN"\n'
+    f'sasl_plain_username = "alice"\nsasl_plain_password = "{KAFKA_SECRET}"\n'
+)
 
 
 def test_one_model_for_all_topics_or_one_per_topic() -> None:
@@ -67,14 +69,17 @@ def test_serve_without_a_registered_model_is_a_one_line_error(cli, tmp_path: Pat
 
 
 @pytest.mark.parametrize("servers", ["127.0.0.1:abc", "k1:9092,k2:x", "[::1]:nine", "k1:0", "k1:70000"])
-def test_bootstrap_servers_with_a_bad_port_are_a_user_error(servers: str, monkeypatch: pytest.MonkeyPatch,
-                                                            tmp_path: Path) -> None:
+def test_bootstrap_servers_with_a_bad_port_are_a_user_error(
+    servers: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AnomalyError, match="port must be a number"):
         kafka_settings(servers)
 
 
-def test_kafka_settings_accept_lists_protocol_prefixes_and_ipv6(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kafka_settings_accept_lists_protocol_prefixes_and_ipv6(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "anomaly.toml").write_text('[kafka]\nbootstrap_servers = ["k1:9093", "k2"]\n')
     assert kafka_settings()[0] == ["k1:9093", "k2"]
@@ -98,11 +103,13 @@ def test_produce_with_sasl_against_a_plaintext_broker_fails_within_seconds(
 ) -> None:
     (tmp_path / "anomaly.toml").write_text(SASL_CONFIG)
     started = time.monotonic()
-    done = run_anomaly("produce", "--digits", "--topic", "t", "--bootstrap-servers", kafka_broker.bootstrap,
-                       cwd=tmp_path)
+    done = run_anomaly(
+        "produce", "--digits", "--topic", "t", "--bootstrap-servers", kafka_broker.bootstrap, cwd=tmp_path
+    )
     assert time.monotonic() - started < 30  # kafka-python alone would retry the refused handshake for 30 s
-    assert_one_error_line(done, f"Kafka at {kafka_broker.bootstrap} (SASL_PLAINTEXT)", "IllegalSaslStateError",
-                          secrets=(KAFKA_SECRET,))
+    assert_one_error_line(
+        done, f"Kafka at {kafka_broker.bootstrap} (SASL_PLAINTEXT)", "IllegalSaslStateError", secrets=(KAFKA_SECRET,)
+    )
 
 
 def test_serve_with_its_metrics_port_taken_is_one_line(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
@@ -115,6 +122,17 @@ def test_serve_with_its_metrics_port_taken_is_one_line(tmp_path: Path, tiny_mode
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = run_anomaly("serve", "--topic", "t", "--model", "pumps", "--bootstrap-servers", "127.0.0.1:1",
-                           "--metrics-port", port, cwd=tmp_path, env={"ANOMALY_DATABASE_URL": url})
+        done = run_anomaly(
+            "serve",
+            "--topic",
+            "t",
+            "--model",
+            "pumps",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--metrics-port",
+            port,
+            cwd=tmp_path,
+            env={"ANOMALY_DATABASE_URL": url},
+        )
     assert_one_error_line(done, f"port {port}", "Address already in use", "--metrics-port", json_logs=True)

@@ -15,8 +15,8 @@ import pytest
 from anomaly.store.engine import get_engine
 from anomaly.stream import consumer
 from anomaly.stream.consumer import ServeSettings, StreamScorer
-from anomaly.stream.decode import DecodeContext, DecoderInfo, Message, Reading, build_decoders
 from anomaly.stream.deadletter import REASON_HEADER
+from anomaly.stream.decode import DecodeContext, DecoderInfo, Message, Reading, build_decoders
 from anomaly.stream.metrics import serve_http
 from tests.kafka_broker import KafkaBroker
 from tests.stream.support import (
@@ -67,11 +67,19 @@ def test_messages_that_fail_after_decoding_are_dead_lettered_and_the_rest_stored
         sent = send(client, topic, good[:30] + POISON + good[30:])
     finally:
         client.close()
-    poison_at = set(sent[30:30 + len(POISON)])
+    poison_at = set(sent[30 : 30 + len(POISON)])
     scorer = StreamScorer(
-        ServeSettings(topics=[topic], models={topic: "pumps"}, decoders={topic: "lenient"},
-                      bootstrap_servers=kafka_broker.bootstrap, group=f"{topic}-scorer", alerts_topic=f"{topic}-alerts",
-                      max_batch=50, max_messages=len(sent), idle_timeout_s=60),
+        ServeSettings(
+            topics=[topic],
+            models={topic: "pumps"},
+            decoders={topic: "lenient"},
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=f"{topic}-scorer",
+            alerts_topic=f"{topic}-alerts",
+            max_batch=50,
+            max_messages=len(sent),
+            idle_timeout_s=60,
+        ),
         get_engine(stream_db),
     )
     summary = scorer.run()
@@ -108,16 +116,27 @@ def test_a_dead_letter_the_broker_refuses_is_noted_on_its_rejection_and_the_part
     finally:
         client.close()
     scorer = StreamScorer(
-        ServeSettings(topics=[topic], models={topic: "pumps"}, bootstrap_servers=kafka_broker.bootstrap,
-                      group=f"{topic}-scorer", alerts_topic=None, max_messages=len(sent), idle_timeout_s=60),
+        ServeSettings(
+            topics=[topic],
+            models={topic: "pumps"},
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=f"{topic}-scorer",
+            alerts_topic=None,
+            max_messages=len(sent),
+            idle_timeout_s=60,
+        ),
         get_engine(stream_db),
     )
     summary = scorer.run()
 
     assert summary.consumed == len(sent) and len(stored(stream_db, topic)) == len(good)
     (reason,) = rejections(stream_db, topic).values()
-    assert reason.startswith("invalid JSON") and f"dead letter to {topic}.dlq refused: MessageSizeTooLargeError" in reason
-    refused = scorer.metrics.registry.get_sample_value("anomaly_stream_produce_refused_total", {"topic": f"{topic}.dlq"})
+    assert (
+        reason.startswith("invalid JSON") and f"dead letter to {topic}.dlq refused: MessageSizeTooLargeError" in reason
+    )
+    refused = scorer.metrics.registry.get_sample_value(
+        "anomaly_stream_produce_refused_total", {"topic": f"{topic}.dlq"}
+    )
     assert refused == 1
     assert committed(kafka_broker, f"{topic}-scorer") == end_offsets(kafka_broker, topic, partitions=1)
 
@@ -142,9 +161,17 @@ def test_healthz_turns_503_while_the_broker_is_down_with_messages_waiting_and_20
     finally:
         client.close()
     scorer = StreamScorer(
-        ServeSettings(topics=[topic], models={topic: "pumps"}, bootstrap_servers=kafka_broker.bootstrap,
-                      group=f"{topic}-scorer", alerts_topic=None, max_batch=2, poll_timeout_ms=100,
-                      health_timeout_s=3, retry_max_s=1.0),
+        ServeSettings(
+            topics=[topic],
+            models={topic: "pumps"},
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=f"{topic}-scorer",
+            alerts_topic=None,
+            max_batch=2,
+            poll_timeout_ms=100,
+            health_timeout_s=3,
+            retry_max_s=1.0,
+        ),
         get_engine(pg_db),
     )
     server = serve_http(scorer.metrics, scorer.health, 0, host="127.0.0.1")
@@ -158,7 +185,9 @@ def test_healthz_turns_503_while_the_broker_is_down_with_messages_waiting_and_20
             wait_until(lambda: _healthz(server.server_port)[0] == 503, 20, "/healthz to report the outage", every_s=0.5)
             status, body = _healthz(server.server_port)
             assert body["ok"] is False, body
-            assert any(word in reason for reason in body["reasons"] for word in ("heartbeat", "fetched", "broker")), body
+            assert any(word in reason for reason in body["reasons"] for word in ("heartbeat", "fetched", "broker")), (
+                body
+            )
             assert len(stored(pg_db, topic)) < len(sent), "the outage came too late to leave messages waiting"
         finally:
             kafka_broker.start()
@@ -178,8 +207,16 @@ def test_a_model_failing_on_some_items_rejects_those_alone(tiny_models: dict, mo
     from anomaly.store.registry import ModelRecord
     from anomaly.stream.models import ServingModel
 
-    record = ModelRecord(id=1, name="pumps", detector="ganomaly", version=1, artifact=str(tiny_models["series"]),
-                         status="active", threshold=1.0, created_at=datetime.now())
+    record = ModelRecord(
+        id=1,
+        name="pumps",
+        detector="ganomaly",
+        version=1,
+        artifact=str(tiny_models["series"]),
+        status="active",
+        threshold=1.0,
+        created_at=datetime.now(),
+    )
     model = ServingModel.load(record)
     reference = ServingModel.load(record)
     values = np.arange(40, dtype=np.float32).reshape(20, 1, 2)
@@ -201,5 +238,6 @@ def test_a_model_failing_on_some_items_rejects_those_alone(tiny_models: dict, mo
             assert got.reason == "the model cannot score this window: ValueError: cannot score this window"
         else:
             assert got.score == pytest.approx(want.score)
-    assert {s: h.tolist() for s, h in model.windows._history.items()} == \
-        {s: h.tolist() for s, h in reference.windows._history.items()}
+    assert {s: h.tolist() for s, h in model.windows._history.items()} == {
+        s: h.tolist() for s, h in reference.windows._history.items()
+    }

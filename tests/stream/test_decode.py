@@ -37,8 +37,9 @@ SERIES = DecodeContext(spec=SeriesSpec(window=4, channels=2, mean=[0, 0], std=[1
 IMAGES = DecodeContext(spec=ImageSpec(image_size=16), max_bytes=50_000, max_pixels=300 * 300)
 
 
-def message(value: bytes | None, key: bytes | None = None, headers=(), timestamp_ms: int = 1_700_000_000_000
-            ) -> Message:
+def message(
+    value: bytes | None, key: bytes | None = None, headers=(), timestamp_ms: int = 1_700_000_000_000
+) -> Message:
     return Message("t", 0, 7, key, value, tuple(headers), timestamp_ms)
 
 
@@ -218,8 +219,9 @@ def test_raw_jpeg_is_sniffed() -> None:
 
 def test_base64_json_image() -> None:
     image = picture(channels=3)
-    body = json.dumps({"source": "cam-2", "ts": "2026-11-26T10:00:00+01:00",
-                       "image": base64.b64encode(png_bytes(image)).decode()}).encode()
+    body = json.dumps(
+        {"source": "cam-2", "ts": "2026-11-26T10:00:00+01:00", "image": base64.b64encode(png_bytes(image)).decode()}
+    ).encode()
     got = decode_picture(message(body), IMAGES)
     assert got.source == "cam-2" and got.event_time == datetime(2026, 11, 26, 9, tzinfo=timezone.utc)
     assert np.array_equal(got.image, image)
@@ -313,10 +315,20 @@ def test_decoders_feed_only_their_modality() -> None:
 @pytest.mark.parametrize(
     ("decode", "generate", "context", "sources", "kinds"),
     [
-        (decode_reading, poison.bad_readings, poison.READING_CONTEXT, poison.SOURCES,
-         {"json", "format", "shape", "non_finite", "source", "too_large"}),
-        (decode_picture, poison.bad_images, poison.IMAGE_CONTEXT, (poison.CAMERA,),
-         {"json", "format", "image", "non_finite", "source", "too_large"}),
+        (
+            decode_reading,
+            poison.bad_readings,
+            poison.READING_CONTEXT,
+            poison.SOURCES,
+            {"json", "format", "shape", "non_finite", "source", "too_large"},
+        ),
+        (
+            decode_picture,
+            poison.bad_images,
+            poison.IMAGE_CONTEXT,
+            (poison.CAMERA,),
+            {"json", "format", "image", "non_finite", "source", "too_large"},
+        ),
     ],
 )
 def test_every_generated_poison_message_is_rejected_with_a_reason(decode, generate, context, sources, kinds) -> None:
@@ -333,8 +345,10 @@ def test_every_generated_poison_message_is_rejected_with_a_reason(decode, genera
 
 
 def test_the_crash_cases_are_rejected_for_what_they_are() -> None:
-    readings = [rejected(decode_reading, message(value, key, headers), poison.READING_CONTEXT)
-                for key, value, headers in poison.crash_readings()]
+    readings = [
+        rejected(decode_reading, message(value, key, headers), poison.READING_CONTEXT)
+        for key, value, headers in poison.crash_readings()
+    ]
     assert [why.kind for why in readings] == ["json", "json", "json", "format", "format", "too_large", "shape"]
     assert "surrogate" in readings[2].reason and "wrong channel count" in readings[6].reason
     for key, value, headers in poison.crash_images():
@@ -344,8 +358,12 @@ def test_the_crash_cases_are_rejected_for_what_they_are() -> None:
 def test_decoders_return_or_reject_whatever_the_bytes() -> None:
     rng = np.random.default_rng(11)
     with_strings = reading("p", [1, 2])[:-1] + b', "x": [[{"a": "\\""}]]}'
-    valid = [(decode_reading, reading("p", [1, 2]), SERIES), (decode_reading, with_strings, SERIES),
-             (decode_picture, png_bytes(picture(channels=3)), IMAGES), (decode_picture, jpeg(picture()), IMAGES)]
+    valid = [
+        (decode_reading, reading("p", [1, 2]), SERIES),
+        (decode_reading, with_strings, SERIES),
+        (decode_picture, png_bytes(picture(channels=3)), IMAGES),
+        (decode_picture, jpeg(picture()), IMAGES),
+    ]
     for n in range(3000):
         decode, value, context = valid[n % len(valid)]
         try:

@@ -39,12 +39,36 @@ def serve(broker: KafkaBroker, url: str, topic: str, group: str) -> subprocess.P
     Static membership (``--instance-id``) lets the restarted scorer take its partitions back at once;
     without it each restart waits for the killed member's 45-second session to expire.
     """
-    command = [sys.executable, "-m", "anomaly", "serve", "--topic", topic, "--model", "pumps", "--group", group,
-               "--instance-id", "scorer-1",
-               "--bootstrap-servers", broker.bootstrap,
-               "--metrics-port", "0", "--max-batch", "10", "--no-alerts", "--model-check-interval", "60"]
-    return subprocess.Popen(command, env={**os.environ, "ANOMALY_DATABASE_URL": url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "anomaly",
+        "serve",
+        "--topic",
+        topic,
+        "--model",
+        "pumps",
+        "--group",
+        group,
+        "--instance-id",
+        "scorer-1",
+        "--bootstrap-servers",
+        broker.bootstrap,
+        "--metrics-port",
+        "0",
+        "--max-batch",
+        "10",
+        "--no-alerts",
+        "--model-check-interval",
+        "60",
+    ]
+    return subprocess.Popen(
+        command,
+        env={**os.environ, "ANOMALY_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def assert_nothing_committed_unstored(offsets: dict[tuple[str, int], int], url: str, topic: str) -> None:
@@ -77,8 +101,12 @@ def test_sigkill_mid_stream_then_restart_gives_exactly_one_row_per_message(
     for kill_at in (1, 150, 300, 450, 600):
         process = serve(kafka_broker, pg_db, topic, group)
         try:
-            wait_until(lambda: len(stored(pg_db, topic)) >= kill_at or process.poll() is not None, 90,
-                       f"{kill_at} rows stored", every_s=0.01)
+            wait_until(
+                lambda: len(stored(pg_db, topic)) >= kill_at or process.poll() is not None,
+                90,
+                f"{kill_at} rows stored",
+                every_s=0.01,
+            )
             assert process.poll() is None, process.stderr.read()
         finally:
             process.send_signal(signal.SIGKILL)
@@ -107,8 +135,16 @@ def test_database_and_broker_outages_lose_nothing_and_commit_nothing_unstored(
     topic = kafka_broker.create_topic(prefix="outage")
     group = f"{topic}-scorer"
     scorer = StreamScorer(
-        ServeSettings(topics=[topic], models={topic: "pumps"}, bootstrap_servers=kafka_broker.bootstrap, group=group,
-                      alerts_topic=None, max_batch=20, poll_timeout_ms=100, retry_max_s=1.0),
+        ServeSettings(
+            topics=[topic],
+            models={topic: "pumps"},
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=group,
+            alerts_topic=None,
+            max_batch=20,
+            poll_timeout_ms=100,
+            retry_max_s=1.0,
+        ),
         get_engine(pg_db),
     )
     worker = threading.Thread(target=scorer.run)

@@ -48,13 +48,20 @@ def test_fuzzed_poison_messages_are_all_dead_lettered_and_every_valid_message_sc
     register(pg_db, "pumps", tiny_models["series"])
     streams = {
         kafka_broker.create_topic(prefix="fuzz-sensors", configs=LARGE_TOPIC): interleave(
-            readings(400), bad_readings(1200, seed=1), seed=1),
+            readings(400), bad_readings(1200, seed=1), seed=1
+        ),
         kafka_broker.create_topic(prefix="fuzz-pictures", configs=LARGE_TOPIC): interleave(
-            images(60), bad_images(1000, seed=2), seed=2),
+            images(60), bad_images(1000, seed=2), seed=2
+        ),
     }
     assert sum(int(is_bad.sum()) for _, is_bad in streams.values()) >= 2000
-    client = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, enable_idempotence=True, acks="all",
-                           linger_ms=5, max_request_size=10 * 1024 * 1024)
+    client = KafkaProducer(
+        bootstrap_servers=kafka_broker.bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_request_size=10 * 1024 * 1024,
+    )
     try:
         sent = {topic: send(client, topic, messages) for topic, (messages, _) in streams.items()}
     finally:
@@ -63,9 +70,16 @@ def test_fuzzed_poison_messages_are_all_dead_lettered_and_every_valid_message_sc
     total = sum(len(positions) for positions in sent.values())
     group = f"{topics[0]}-scorer"
     scorer = StreamScorer(
-        ServeSettings(topics=topics, models=dict(zip(topics, ["pumps", "tiles"])),
-                      bootstrap_servers=kafka_broker.bootstrap, group=group, alerts_topic=f"{topics[0]}-alerts",
-                      max_batch=200, max_messages=total, idle_timeout_s=60),
+        ServeSettings(
+            topics=topics,
+            models=dict(zip(topics, ["pumps", "tiles"])),
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=group,
+            alerts_topic=f"{topics[0]}-alerts",
+            max_batch=200,
+            max_messages=total,
+            idle_timeout_s=60,
+        ),
         get_engine(pg_db),
     )
     summary = scorer.run()
@@ -81,8 +95,10 @@ def test_fuzzed_poison_messages_are_all_dead_lettered_and_every_valid_message_sc
         assert set(rejected) == bad, f"{len(bad - set(rejected))} bad message(s) not rejected"
         assert all(reason.strip() for reason in rejected.values())
         dead = read_topic(kafka_broker, f"{topic}.dlq", len(bad), timeout_s=60)
-        letters = {(int(dict(r.headers)["anomaly-source-partition"]), int(dict(r.headers)["anomaly-source-offset"])): r
-                   for r in dead}
+        letters = {
+            (int(dict(r.headers)["anomaly-source-partition"]), int(dict(r.headers)["anomaly-source-offset"])): r
+            for r in dead
+        }
         assert set(letters) == bad
         assert all(dict(r.headers)[REASON_HEADER] for r in letters.values())
         for (partition, offset), record in letters.items():

@@ -19,9 +19,12 @@ def test_health_turns_bad_when_a_group_join_outlasts_max_poll_interval(
     url = f"sqlite:///{tmp_path / 'health.db'}"
     migrate.upgrade(url=url)
     register(url, "pumps", tiny_models["series"])
-    scorer = StreamScorer(ServeSettings(topics=["pumps"], models={"pumps": "pumps"}, bootstrap_servers="127.0.0.1:9",
-                                         max_poll_interval_ms=90_000),
-                          get_engine(url))
+    scorer = StreamScorer(
+        ServeSettings(
+            topics=["pumps"], models={"pumps": "pumps"}, bootstrap_servers="127.0.0.1:9", max_poll_interval_ms=90_000
+        ),
+        get_engine(url),
+    )
     listener = consumer._Rebalance(scorer)
     listener.on_partitions_assigned([])
     ok, details = scorer.health()

@@ -57,9 +57,17 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
     total = len(sent_images) + len(sent_readings)
     group = f"{pictures_topic}-scorer"
     scorer = StreamScorer(
-        ServeSettings(topics=[pictures_topic, sensors_topic], models={pictures_topic: "tiles", sensors_topic: "pumps"},
-                      bootstrap_servers=kafka_broker.bootstrap, group=group, alerts_topic=alerts_topic,
-                      sources=SOURCES, max_batch=40, max_messages=total, idle_timeout_s=60),
+        ServeSettings(
+            topics=[pictures_topic, sensors_topic],
+            models={pictures_topic: "tiles", sensors_topic: "pumps"},
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=group,
+            alerts_topic=alerts_topic,
+            sources=SOURCES,
+            max_batch=40,
+            max_messages=total,
+            idle_timeout_s=60,
+        ),
         get_engine(stream_db),
     )
     server = serve_http(scorer.metrics, scorer.health, 0, host="127.0.0.1")
@@ -94,8 +102,10 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
 
     alerts = [json.loads(r.value) for r in read_topic(kafka_broker, alerts_topic, summary.anomalies)]
     assert len(alerts) == summary.anomalies
-    assert all({"source", "topic", "partition", "offset", "score", "components", "threshold", "model_version"} <= set(a)
-               for a in alerts)
+    assert all(
+        {"source", "topic", "partition", "offset", "score", "components", "threshold", "model_version"} <= set(a)
+        for a in alerts
+    )
     assert f'anomaly_stream_messages_consumed_total{{topic="{pictures_topic}"}} {float(len(sent_images))}' in metrics
     assert "anomaly_stream_consumer_lag" in metrics and "anomaly_stream_scoring_seconds_bucket" in metrics
     assert health["ok"] is True and health["models"] == {"tiles": 1, "pumps": 1}
@@ -110,8 +120,15 @@ def test_hot_swap_between_batches_without_restart_or_loss(
     assert (first.status, second.status) == ("active", "candidate")
     topic = kafka_broker.create_topic(prefix="swap")
     scorer = StreamScorer(
-        ServeSettings(topics=[topic], models={topic: "tiles"}, bootstrap_servers=kafka_broker.bootstrap,
-                      group=f"{topic}-scorer", alerts_topic=None, model_check_s=0.3, poll_timeout_ms=100),
+        ServeSettings(
+            topics=[topic],
+            models={topic: "tiles"},
+            bootstrap_servers=kafka_broker.bootstrap,
+            group=f"{topic}-scorer",
+            alerts_topic=None,
+            model_check_s=0.3,
+            poll_timeout_ms=100,
+        ),
         get_engine(pg_db),
     )
     worker = threading.Thread(target=scorer.run)
@@ -145,8 +162,15 @@ def test_a_second_scorer_joining_the_group_takes_partitions_without_loss_or_dupl
 
     def scorer() -> StreamScorer:
         return StreamScorer(
-            ServeSettings(topics=[topic], models={topic: "pumps"}, bootstrap_servers=kafka_broker.bootstrap,
-                          group=f"{topic}-scorers", alerts_topic=None, max_batch=20, poll_timeout_ms=100),
+            ServeSettings(
+                topics=[topic],
+                models={topic: "pumps"},
+                bootstrap_servers=kafka_broker.bootstrap,
+                group=f"{topic}-scorers",
+                alerts_topic=None,
+                max_batch=20,
+                poll_timeout_ms=100,
+            ),
             get_engine(pg_db),
         )
 
@@ -160,8 +184,11 @@ def test_a_second_scorer_joining_the_group_takes_partitions_without_loss_or_dupl
         wait_until(lambda: len(stored(pg_db, topic)) >= 100, 60, "the first scorer to start")
         workers.append(threading.Thread(target=second.run))
         workers[1].start()
-        wait_until(lambda: second.consumer is not None and len(second.consumer.assignment()) > 0, 60,
-                   "the rebalance to give the second scorer partitions")
+        wait_until(
+            lambda: second.consumer is not None and len(second.consumer.assignment()) > 0,
+            60,
+            "the rebalance to give the second scorer partitions",
+        )
         sent += send(client, topic, messages[300:])
         wait_until(lambda: len(stored(pg_db, topic)) == len(messages), 60, "every row")
     finally:

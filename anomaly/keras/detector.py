@@ -30,7 +30,7 @@ DEFAULT_WIDTH = {"image": 16, "series": 32}
 # width 16) and keeps the largest allowed GANomaly to a few hundred MB.
 MAX_FEATURES = 1024
 MAX_LATENT = 1024
-# The network bodies ``anomaly.networks`` builds for series windows (images always use 2-D convolutions).
+# The network bodies ``anomaly.keras.networks`` builds for series windows (images always use 2-D convolutions).
 NETWORKS = ("dense", "conv")
 
 
@@ -39,17 +39,19 @@ class GANParams:
     """Options every built-in GAN detector shares; a detector's Params adds its own (and may change a default)."""
 
     latent: int = option(64, low=1, high=MAX_LATENT, help="size of the latent code z")
-    width: int | None = option(None, low=1, high=MAX_FEATURES,
-                               help="features of the first network layer (auto: 16 for images, 32 for series)")
+    width: int | None = option(
+        None, low=1, high=MAX_FEATURES, help="features of the first network layer (auto: 16 for images, 32 for series)"
+    )
     network: str = option("dense", choices=NETWORKS, help="series networks: dense stack or 1-D convolutions")
     lr: float = option(2e-4, above=0, high=1, help="Adam learning rate")
     beta1: float = option(0.5, low=0, high=0.999, help="Adam beta1")
-    score_weights: dict[str, float] = option(default_factory=dict,
-                                             help="COMPONENT:WEIGHT,... overriding the score's component weights")
+    score_weights: dict[str, float] = option(
+        default_factory=dict, help="COMPONENT:WEIGHT,... overriding the score's component weights"
+    )
 
 
 def widest_layer(shape: tuple[int, ...], width: int, network: str) -> int:
-    """Features in the widest layer ``anomaly.networks`` builds for samples of ``shape``.
+    """Features in the widest layer ``anomaly.keras.networks`` builds for samples of ``shape``.
 
     Images double the features at each stride-2 level down to 4x4, 1-D convolutions at each
     halving of the window down to 4 steps; the dense stack is 4 x width wide.
@@ -94,8 +96,10 @@ class KerasDetector(Detector):
             shape = self.spec.sample_shape
             widest = widest_layer(shape, self.params.width, getattr(self.params, "network", "dense"))
             if widest > MAX_FEATURES:
-                raise AnomalyError(f"width {self.params.width} makes the widest layer {widest} features for "
-                                   f"samples shaped {shape}; the limit is {MAX_FEATURES}")
+                raise AnomalyError(
+                    f"width {self.params.width} makes the widest layer {widest} features for "
+                    f"samples shaped {shape}; the limit is {MAX_FEATURES}"
+                )
 
     @property
     def compile_training(self) -> bool:
