@@ -26,7 +26,7 @@ from typing import Any
 from anomaly.store import migrate
 from anomaly.store.engine import create_engine_for
 from anomaly.store.queries import insert_events
-from anomaly.store.scratch import postgres_script, scratch_database
+from tests.scratch import postgres_script, scratch_database
 
 
 def make_batches(batches: int, size: int, channels: int, seed: int = 0) -> list[list[dict[str, Any]]]:

@@ -96,7 +96,7 @@ def _produce(bootstrap: str, topic: str, kind: str, count: int, rate: float | No
 @contextmanager
 def _database(kind: str) -> Iterator[str]:
     from anomaly.store import migrate
-    from anomaly.store.scratch import postgres_script, scratch_database
+    from tests.scratch import postgres_script, scratch_database
 
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as folder:

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from anomaly.store.scratch import postgres_script
+from tests.scratch import postgres_script
 
 MISSING_BINARY = 3  # scripts/postgres.sh's exit status when PostgreSQL is not installed
 

@@ -17,8 +17,8 @@ from anomaly.store import migrate, registry
 from anomaly.store.engine import get_engine
 from anomaly.store.registry import ModelRecord, register_trained_model
 from anomaly.store.schema import Base
-from anomaly.store.scratch import scratch_database
 from tests.postgres import running_server_url
+from tests.scratch import scratch_database
 
 
 @pytest.fixture(autouse=True)

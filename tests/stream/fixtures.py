@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from anomaly.store import migrate
-from anomaly.store.scratch import scratch_database
 from tests.postgres import running_server_url
+from tests.scratch import scratch_database
 from tests.stream.support import PG_ENV, postgres, train_tiny
 
 

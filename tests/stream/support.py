@@ -24,10 +24,10 @@ from anomaly.plugins import registry
 from anomaly.store.engine import get_engine
 from anomaly.store.registry import ModelRecord, register_trained_model
 from anomaly.store.schema import Event, RejectedMessage
-from anomaly.store.scratch import postgres_script
 from anomaly.stream.produce import png_bytes, reading
 from anomaly.testing import synthetic_images, synthetic_series
 from tests.kafka_broker import KafkaBroker
+from tests.scratch import postgres_script
 
 Message = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 

@@ -1,7 +1,7 @@
 """Throwaway PostgreSQL databases on the loopback server of scripts/postgres.sh.
 
-Shared by the store tests and the insert benchmark, which each need a database of their own that
-disappears afterwards. Needs the repository checkout (the project installs editable).
+Shared by the store and stream tests and the store and stream benchmarks, which each need a database of
+their own that disappears afterwards. Test scaffolding, not the library: it runs the checkout's script.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-import anomaly
 from anomaly.store.engine import create_engine_for
 
-POSTGRES_SCRIPT = Path(anomaly.__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+POSTGRES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
 
 
 def postgres_script(action: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
