@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.kafka_broker import KafkaBroker, KafkaBrokerError
-from tests.stream.fixtures import pg_db, stream_db, stream_postgres, tiny_models  # noqa: F401 (the scorer tests' fixtures)
+from tests.stream.fixtures import postgres_server, tiny_models  # noqa: F401 (the scorer tests' fixtures)
 
 
 @pytest.fixture(scope="session")

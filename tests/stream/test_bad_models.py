@@ -197,22 +197,22 @@ def _scorer(broker: KafkaBroker, url: str, topic: str) -> StreamScorer:
 
 @pytest.mark.kafka
 def test_bad_versions_promoted_during_live_scoring_never_serve_and_a_restart_falls_back(
-    kafka_broker: KafkaBroker, stream_db: str, tiny_models: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kafka_broker: KafkaBroker, db_url: str, tiny_models: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    good = register(stream_db, "tiles", tiny_models["image"])
+    good = register(db_url, "tiles", tiny_models["image"])
     topic = kafka_broker.create_topic(prefix="badmodels")
     client = producer(kafka_broker)
     sent: list[tuple[int, int]] = []
-    scorer = _scorer(kafka_broker, stream_db, topic)
+    scorer = _scorer(kafka_broker, db_url, topic)
     worker = threading.Thread(target=scorer.run)
     worker.start()
     bad: list[ModelRecord] = []
     try:
         sent += send(client, topic, images(6, seed=1))
-        wait_until(lambda: len(stored(stream_db, topic)) == len(sent), 60, "the first images stored")
+        wait_until(lambda: len(stored(db_url, topic)) == len(sent), 60, "the first images stored")
         for count, kind in enumerate(BAD_VERSIONS, start=1):
-            bad.append(register_bad(stream_db, tiny_models["image2"], tmp_path, kind))
-            activate_unchecked(stream_db, bad[-1])
+            bad.append(register_bad(db_url, tiny_models["image2"], tmp_path, kind))
+            activate_unchecked(db_url, bad[-1])
             sent += send(client, topic, images(4, seed=count))  # in flight while the version is tried
             wait_until(
                 lambda: sample(scorer.models, "anomaly_stream_model_load_failures_total") == count,
@@ -220,7 +220,7 @@ def test_bad_versions_promoted_during_live_scoring_never_serve_and_a_restart_fal
                 f"the scorer to try the version with {kind}",
             )
             sent += send(client, topic, images(4, seed=10 + count))
-            wait_until(lambda: len(stored(stream_db, topic)) == len(sent), 60, f"images stored after {kind}")
+            wait_until(lambda: len(stored(db_url, topic)) == len(sent), 60, f"images stored after {kind}")
         time.sleep(1.0)  # several model checks: none may try a failed version again
         assert sample(scorer.models, "anomaly_stream_model_load_failures_total") == len(BAD_VERSIONS)
         assert sample(scorer.models, "anomaly_stream_model_active_version") == bad[-1].version
@@ -229,14 +229,14 @@ def test_bad_versions_promoted_during_live_scoring_never_serve_and_a_restart_fal
         scorer.stop()
         worker.join(30)
     assert not worker.is_alive()
-    events = stored(stream_db, topic)
+    events = stored(db_url, topic)
     assert len(events) == len({(p, o) for p, o, _ in events}) == len(sent)
     assert Counter(model for _, _, model in events) == Counter({good.id: len(sent)})
 
     # A restart with the truncated version still active starts on the last version that loads.
-    assert active_model("tiles", engine=get_engine(stream_db)).id == bad[-1].id
+    assert active_model("tiles", engine=get_engine(db_url)).id == bad[-1].id
     caplog.set_level(logging.ERROR, logger="anomaly.stream.models")
-    restarted = _scorer(kafka_broker, stream_db, topic)
+    restarted = _scorer(kafka_broker, db_url, topic)
     assert restarted.models["tiles"].model_id == good.id
     assert sample(restarted.models, "anomaly_stream_model_fallbacks_total") == 1
     fallback = next(r for r in caplog.records if r.getMessage().startswith("active version will not load"))
@@ -246,7 +246,7 @@ def test_bad_versions_promoted_during_live_scoring_never_serve_and_a_restart_fal
     worker.start()
     try:
         after = send(client, topic, images(6, seed=20))
-        wait_until(lambda: len(stored(stream_db, topic)) == len(sent) + len(after), 60, "images after the restart")
+        wait_until(lambda: len(stored(db_url, topic)) == len(sent) + len(after), 60, "images after the restart")
         time.sleep(1.0)
         failures = sample(restarted.models, "anomaly_stream_model_load_failures_total")
     finally:
@@ -255,6 +255,6 @@ def test_bad_versions_promoted_during_live_scoring_never_serve_and_a_restart_fal
         worker.join(30)
     assert not worker.is_alive()
     assert failures == len(BAD_VERSIONS), "the restarted scorer retried the failed active version"
-    events = stored(stream_db, topic)
+    events = stored(db_url, topic)
     assert len(events) == len({(p, o) for p, o, _ in events}) == len(sent) + len(after)
     assert {model for _, _, model in events} == {good.id}

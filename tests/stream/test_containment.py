@@ -54,9 +54,9 @@ POISON = [
 
 
 def test_messages_that_fail_after_decoding_are_dead_lettered_and_the_rest_stored(
-    kafka_broker: KafkaBroker, stream_db: str, tiny_models: dict, monkeypatch: pytest.MonkeyPatch
+    kafka_broker: KafkaBroker, db_url: str, tiny_models: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    register(stream_db, "pumps", tiny_models["series"])
+    register(db_url, "pumps", tiny_models["series"])
     registry = build_decoders()
     registry.known["lenient"] = DecoderInfo(lenient, "series", "tests")
     monkeypatch.setattr(consumer, "decoders", lambda: registry)
@@ -80,14 +80,14 @@ def test_messages_that_fail_after_decoding_are_dead_lettered_and_the_rest_stored
             max_messages=len(sent),
             idle_timeout_s=60,
         ),
-        get_engine(stream_db),
+        get_engine(db_url),
     )
     summary = scorer.run()
 
     assert summary.consumed == len(sent) and summary.rejected == len(POISON)
-    positions = [(p, o) for p, o, _ in stored(stream_db, topic)]
+    positions = [(p, o) for p, o, _ in stored(db_url, topic)]
     assert len(positions) == len(set(positions)) and set(positions) == set(sent) - poison_at
-    rejected = rejections(stream_db, topic)
+    rejected = rejections(db_url, topic)
     assert set(rejected) == poison_at
     reasons = sorted(rejected.values())
     assert sum("the store refused the scored event: UnicodeEncodeError" in r for r in reasons) == 1, reasons
@@ -103,9 +103,9 @@ def test_messages_that_fail_after_decoding_are_dead_lettered_and_the_rest_stored
 
 
 def test_a_dead_letter_the_broker_refuses_is_noted_on_its_rejection_and_the_partition_moves_on(
-    kafka_broker: KafkaBroker, stream_db: str, tiny_models: dict
+    kafka_broker: KafkaBroker, db_url: str, tiny_models: dict
 ) -> None:
-    register(stream_db, "pumps", tiny_models["series"])
+    register(db_url, "pumps", tiny_models["series"])
     topic = kafka_broker.create_topic(prefix="refused", partitions=1)
     kafka_broker.create_topic(name=f"{topic}.dlq", partitions=1, configs={"max.message.bytes": "2000"})
     good = readings(20)
@@ -125,12 +125,12 @@ def test_a_dead_letter_the_broker_refuses_is_noted_on_its_rejection_and_the_part
             max_messages=len(sent),
             idle_timeout_s=60,
         ),
-        get_engine(stream_db),
+        get_engine(db_url),
     )
     summary = scorer.run()
 
-    assert summary.consumed == len(sent) and len(stored(stream_db, topic)) == len(good)
-    (reason,) = rejections(stream_db, topic).values()
+    assert summary.consumed == len(sent) and len(stored(db_url, topic)) == len(good)
+    (reason,) = rejections(db_url, topic).values()
     assert (
         reason.startswith("invalid JSON") and f"dead letter to {topic}.dlq refused: MessageSizeTooLargeError" in reason
     )

@@ -39,10 +39,10 @@ SOURCES = frozenset({"cam-1", "pump-0", "pump-1", "pump-2", "pump-3"})
 
 
 def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_rest(
-    kafka_broker: KafkaBroker, stream_db: str, tiny_models: dict, caplog: pytest.LogCaptureFixture
+    kafka_broker: KafkaBroker, db_url: str, tiny_models: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
-    register(stream_db, "tiles", tiny_models["image"])
-    register(stream_db, "pumps", tiny_models["series"])
+    register(db_url, "tiles", tiny_models["image"])
+    register(db_url, "pumps", tiny_models["series"])
     pictures_topic = kafka_broker.create_topic(prefix="pictures")
     sensors_topic = kafka_broker.create_topic(prefix="sensors")
     alerts_topic = f"{pictures_topic}-alerts"
@@ -68,7 +68,7 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
             max_messages=total,
             idle_timeout_s=60,
         ),
-        get_engine(stream_db),
+        get_engine(db_url),
     )
     server = serve_http(scorer.metrics, scorer.health, 0, host="127.0.0.1")
     caplog.set_level(logging.INFO, logger="anomaly.stream.consumer")
@@ -85,8 +85,8 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
     assignments = [r.fields["partitions"] for r in caplog.records if r.getMessage() == "partitions assigned"]
     assert len(assignments[0]) == 6, assignments
     for topic, sent, bad in ((pictures_topic, sent_images, BAD_IMAGES), (sensors_topic, sent_readings, BAD_READINGS)):
-        events = stored(stream_db, topic)
-        rejected = rejections(stream_db, topic)
+        events = stored(db_url, topic)
+        rejected = rejections(db_url, topic)
         positions = [(p, o) for p, o, _ in events]
         assert len(positions) == len(set(positions)) == len(sent) - len(bad), "an event missing or doubled"
         assert len(rejected) == len(bad)
@@ -97,8 +97,8 @@ def test_mixed_stream_gives_one_event_per_valid_message_and_dead_letters_the_res
         assert reasons == set(rejected.values())
         ends, offsets = end_offsets(kafka_broker, topic), committed(kafka_broker, group)
         assert {tp: offsets.get(tp) for tp in ends} == ends, "committed offsets short of the partitions' ends"
-    assert any("unknown source 'cam-9'" in r for r in rejections(stream_db, pictures_topic).values())
-    assert any("wrong channel count" in r for r in rejections(stream_db, sensors_topic).values())
+    assert any("unknown source 'cam-9'" in r for r in rejections(db_url, pictures_topic).values())
+    assert any("wrong channel count" in r for r in rejections(db_url, sensors_topic).values())
 
     alerts = [json.loads(r.value) for r in read_topic(kafka_broker, alerts_topic, summary.anomalies)]
     assert len(alerts) == summary.anomalies
