@@ -15,12 +15,13 @@ RUN python -m venv /opt/anomaly
 WORKDIR /src
 COPY docker/requirements.txt docker/requirements.txt
 RUN /opt/anomaly/bin/pip install --require-virtualenv -r docker/requirements.txt "${TENSORFLOW}"
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY anomaly anomaly
 COPY plugins plugins
 COPY migrations migrations
-# --no-deps: everything it needs is already installed from the pinned set above.
-RUN /opt/anomaly/bin/pip install --require-virtualenv --no-deps .
+# The extras the stack's services need: stream for `serve`, postgres for its database. --no-deps:
+# they and the core are already installed from the pinned set above (tests/test_compose.py checks it).
+RUN /opt/anomaly/bin/pip install --require-virtualenv --no-deps ".[stream,postgres]"
 
 FROM python:${PYTHON}
 RUN useradd --system --uid 10001 --create-home --home-dir /home/anomaly anomaly \

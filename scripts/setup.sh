@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine: the Python package with its
-# dependencies, Debian's PostgreSQL server (store tests), Debian's docker-compose (compose.yaml's
-# validation) and the Kafka broker's jars (stream tests). Safe to run again: each step is skipped
-# when its work is already done.
+# dependencies and every extra (store, postgres, stream), Debian's PostgreSQL server (store tests),
+# Debian's docker-compose (compose.yaml's validation) and the Kafka broker's jars (stream tests).
+# Safe to run again: each step is skipped when its work is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[all,test]"
 
 if ! [ -x /usr/lib/postgresql/15/bin/initdb ] && ! command -v initdb >/dev/null 2>&1; then
     echo "installing PostgreSQL (Debian package)"

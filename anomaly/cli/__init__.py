@@ -12,6 +12,7 @@ import click
 
 from anomaly import __version__
 from anomaly.errors import AnomalyError
+from anomaly.extras import missing_extra
 
 CONFIG_META = "anomaly.config"
 
@@ -25,7 +26,8 @@ def _masked(message: str) -> str:
 
 
 class _Group(click.Group):
-    """Turns every ``AnomalyError`` into a one-line message and exit status 2, never a traceback.
+    """Turns every ``AnomalyError`` into a one-line message and exit status 2, never a traceback; so too a
+    missing optional extra, named with its install command.
 
     The global ``--config`` file is in use for the whole command, the masking of its error included.
     """
@@ -38,6 +40,12 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except AnomalyError as exc:
                 click.echo(f"Error: {_masked(str(exc))}", err=True)
+                ctx.exit(2)
+            except ModuleNotFoundError as exc:
+                hint = missing_extra(exc, f"anomaly {ctx.invoked_subcommand}")
+                if hint is None:
+                    raise
+                click.echo(f"Error: {hint}", err=True)
                 ctx.exit(2)
 
 

@@ -1,4 +1,8 @@
-"""``anomaly db``, ``anomaly models`` and ``anomaly events``: the store from the command line."""
+"""``anomaly db``, ``anomaly models`` and ``anomaly events``: the store from the command line.
+
+The store modules are imported inside each command: they need the ``store`` extra (SQLAlchemy,
+Alembic), which a train-only install lacks, and ``anomaly --help`` must work there too.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from anomaly.errors import AnomalyError
-from anomaly.store import migrate, queries, registry
+from anomaly.store import LABELS
 from anomaly.store.config import database_url, hide_password
-from anomaly.store.schema import LABELS
 
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -73,6 +76,8 @@ _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the r
 
 def _revision_report(as_json: bool, revision: str | None, text: str) -> None:
     """The database (password hidden), its revision and the head revision: one line, or JSON for scripts."""
+    from anomaly.store import migrate
+
     url, head = hide_password(database_url()), migrate.head_revision()
     if as_json:
         click.echo(json.dumps({"database": url, "revision": revision, "head": head, "up_to_date": revision == head}))
@@ -85,6 +90,8 @@ def _revision_report(as_json: bool, revision: str | None, text: str) -> None:
 @_JSON_OPTION
 def upgrade(revision: str, as_json: bool) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
+    from anomaly.store import migrate
+
     migrate.upgrade(revision)
     now = migrate.current()
     _revision_report(as_json, now, f" is at revision {now}")
@@ -95,6 +102,8 @@ def upgrade(revision: str, as_json: bool) -> None:
 @_JSON_OPTION
 def downgrade(revision: str, as_json: bool) -> None:
     """Migrate the database down to REVISION (`base` removes every table)."""
+    from anomaly.store import migrate
+
     migrate.downgrade(revision)
     now = migrate.current()
     _revision_report(as_json, now, f" is at revision {now or 'base'}")
@@ -104,6 +113,8 @@ def downgrade(revision: str, as_json: bool) -> None:
 @_JSON_OPTION
 def current(as_json: bool) -> None:
     """Show the database's revision and whether it is up to date."""
+    from anomaly.store import migrate
+
     revision = migrate.current()
     head = migrate.head_revision()
     state = "up to date" if revision == head else f"behind {head}: run `anomaly db upgrade`"
@@ -127,6 +138,8 @@ _MODEL_COLUMNS = {
 def models(ctx: click.Context, as_json: bool) -> None:
     """List registered models; sub-commands promote and roll back versions."""
     if ctx.invoked_subcommand is None:
+        from anomaly.store import registry
+
         _print_records(registry.list_models(), as_json, "Registered models", _MODEL_COLUMNS)
 
 
@@ -138,6 +151,8 @@ def promote(name: str, version: int) -> None:
 
     The version's folder is opened first, as a scorer would; one that will not load stays inactive.
     """
+    from anomaly.store import registry
+
     record = registry.promote(name, version)
     click.echo(f"{record.name} version {record.version} is active")
 
@@ -146,6 +161,8 @@ def promote(name: str, version: int) -> None:
 @click.argument("name")
 def rollback_command(name: str) -> None:
     """Re-activate the version of NAME that was active before the current one."""
+    from anomaly.store import registry
+
     record = registry.rollback(name)
     click.echo(f"{record.name} rolled back to version {record.version}")
 
@@ -179,6 +196,8 @@ def events(
     """Show the newest scored events; `label` records an operator's verdict on one."""
     if ctx.invoked_subcommand is not None:
         return
+    from anomaly.store import queries
+
     records = queries.recent_events(
         anomalies_only=anomalies,
         since=_parse_since(since) if since else None,
@@ -196,6 +215,8 @@ def label(event_id: int, label: str) -> None:
     if not -(2**63) <= event_id < 2**63:
         # Ids are 64-bit in both databases; a larger number cannot be an event, nor even be sent to the driver.
         raise AnomalyError(f"no event with id {event_id}")
+    from anomaly.store import queries
+
     record = queries.label_event(event_id, label)
     click.echo(f"event {record.id} labelled {record.label}")
 

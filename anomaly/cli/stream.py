@@ -1,4 +1,4 @@
-"""``anomaly serve`` (score Kafka topics into the store), ``anomaly produce`` and ``anomaly stream-demo``."""
+"""``anomaly serve`` (score Kafka topics into the store) and ``anomaly produce`` (feed a topic)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from anomaly.errors import AnomalyError
 
@@ -265,83 +263,4 @@ def produce_command(
     click.echo(json.dumps({"topic": topic, "sent": len(sent)}) if as_json else f"sent {len(sent)} messages to {topic}")
 
 
-@click.command("stream-demo")
-@click.option("--bootstrap-servers", default=None, help="As for serve.")
-@click.option("--model", "name", default="digits", show_default=True, help="Registry name of the demo model.")
-@click.option(
-    "--normal-digit",
-    type=click.IntRange(0, 9),
-    default=0,
-    show_default=True,
-    help="The digit trained on as normal; the others are the anomalies.",
-)
-@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True, help="Training epochs.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("runs/stream-demo"),
-    show_default=True,
-    help="Model folder to write.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Makes training repeatable.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def stream_demo_command(
-    bootstrap_servers: str | None, name: str, normal_digit: int, epochs: int, out_dir: Path, seed: int, as_json: bool
-) -> None:
-    """The full pipeline on bundled digits: train (or reuse) and register, stream through Kafka, serve, report."""
-    from anomaly.store import migrate
-    from anomaly.store.config import database_url, hide_password
-    from anomaly.store.engine import get_engine
-    from anomaly.stream.config import kafka_settings
-    from anomaly.stream.demo import run_demo
-
-    console = Console(stderr=True)
-    migrate.upgrade()
-    bootstrap, _ = kafka_settings(bootstrap_servers)
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    result = run_demo(bootstrap, get_engine(), name, out_dir, normal_digit, epochs, seed, say=console.print)
-    m, run = result.metrics, result.run
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "model": {"name": result.model.name, "version": result.model.version},
-                    "trained": result.trained,
-                    "topic": result.topic,
-                    "produced": result.produced,
-                    "events": result.events,
-                    "rejected": result.rejected,
-                    "flagged": result.flagged,
-                    "metrics": m,
-                    "run": dataclasses.asdict(run),
-                },
-                indent=2,
-                default=float,
-            )
-        )
-        return
-    table = Table(title=f"stream demo: digit {normal_digit} normal, every other digit anomalous", show_header=False)
-    table.add_row(
-        "model", f"{result.model.name} v{result.model.version} ({'trained now' if result.trained else 'reused'})"
-    )
-    table.add_row("store", hide_password(database_url()))
-    table.add_row("topic", f"{result.topic} (dead letters: {result.topic}.dlq, alerts: anomaly.alerts)")
-    table.add_row(
-        "produced",
-        f"{result.produced} messages ({m['normal']} normal, {m['anomalous']} anomalous, "
-        f"{result.produced - m['normal'] - m['anomalous']} malformed)",
-    )
-    table.add_row("stored", f"{result.events} events, {result.rejected} rejected messages")
-    table.add_row("flagged anomalous", str(result.flagged))
-    table.add_row("AUROC / AUPRC", f"{m['auroc']:.3f} / {m['auprc']:.3f}")
-    table.add_row("F1 at threshold / best F1", f"{m['f1']:.3f} / {m['best_f1']:.3f}")
-    table.add_row(
-        "throughput (consume → score → store)",
-        f"{run.consumed / max(run.seconds, 1e-9):,.0f} messages/s ({run.consumed} in {run.seconds:.1f}s,"
-        f" {run.batches} batches)",
-    )
-    Console().print(table)
-
-
-COMMANDS = [serve_command, produce_command, stream_demo_command]
+COMMANDS = [serve_command, produce_command]

@@ -12,14 +12,15 @@ knows no ``postgres`` dialect and, before 2.1, picks psycopg2 for a bare ``postg
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from anomaly import settings
 from anomaly.errors import AnomalyError
 from anomaly.settings import CONFIG_ENV, DEFAULT_URL  # noqa: F401  (where callers have always found them)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 (URL_ENV, _) = settings.env_names("database.url")
 POSTGRES_DRIVER = "postgresql+psycopg"
@@ -32,7 +33,16 @@ _QUERY_SECRET = re.compile(r"([?&][^=&\s]*(?:pass|secret|token)[^=&\s]*=)([^&\s]
 
 
 def _parsed(url: str | URL) -> URL | None:
-    """SQLAlchemy's reading of ``url``, or None where it cannot read it or would put part of the password in the host."""
+    """SQLAlchemy's reading of ``url``, or None where it cannot read it or would put part of the password in the host.
+
+    Also None without SQLAlchemy (an install without the ``store`` extra, which reaches no database):
+    the masks below then read the URL as text, as they do any URL SQLAlchemy cannot parse.
+    """
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+    except ModuleNotFoundError:
+        return None
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -89,6 +99,9 @@ def checked_url(url: str) -> str:
     Checked before any connection: a misread URL fails later with the driver naming the wrong
     host, which for an unescaped '@' in the password is the password's tail.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     shown = hide_password(url)
     try:
         parsed = make_url(url)

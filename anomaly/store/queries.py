@@ -20,7 +20,6 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from psycopg import errors, sql
 from sqlalchemy import Column, MetaData, Table, desc, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -83,6 +82,8 @@ def _staging(table: Table) -> Table:
 
 
 def _copy(connection: Connection, target: Table, columns: list[Column], rows: list[list[Any]]) -> None:
+    from psycopg import sql  # PostgreSQL only: SQLite stores need no psycopg (the ``postgres`` extra)
+
     oids_key = f"copy_oids:{target.name}"
     if oids_key not in connection.info:
         probe = connection.execute(select(*(target.c[c.name] for c in columns)).where(false()))
@@ -98,6 +99,8 @@ def _copy(connection: Connection, target: Table, columns: list[Column], rows: li
 
 
 def _copy_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    from psycopg import errors
+
     columns = [c for c in table.columns if not c.primary_key]
     timestamps = [i for i, c in enumerate(columns) if isinstance(c.type, UtcDateTime)]
     values = [[row.get(c.name) for c in columns] for row in rows]

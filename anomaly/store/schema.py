@@ -31,10 +31,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from anomaly.store import LABELS
+
 MODEL_STATUSES = ("candidate", "active", "retired")
 TRIGGERS = ("manual", "scheduled")
 RUN_STATUSES = ("running", "succeeded", "failed")
-LABELS = ("normal", "anomaly")
 RAW_HEAD_BYTES = 256
 
 NAMING_CONVENTION = {

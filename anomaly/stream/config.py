@@ -14,9 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kafka.cluster import collect_hosts
-from kafka.errors import KafkaError
-
 from anomaly import settings
 from anomaly.errors import AnomalyError
 from anomaly.settings import DEFAULT_BOOTSTRAP  # noqa: F401  (where callers have always found it)
@@ -36,6 +33,8 @@ def kafka_settings(bootstrap_servers: str | None = None) -> tuple[str | list[str
 
 def _check_bootstrap(bootstrap: str | list[str]) -> None:
     """Read each address as kafka-python will, so a bad port is an error here and not a traceback inside the client."""
+    from kafka.cluster import collect_hosts
+
     for address in bootstrap.split(",") if isinstance(bootstrap, str) else bootstrap:
         try:
             ((_, port, _),) = collect_hosts(str(address), randomize=False)
@@ -68,6 +67,8 @@ class _LoggedErrors(logging.Handler):
 
 def _describe(exc: BaseException) -> str:
     """A broker error's description, or a client error's message without kafka-python's class-name prefix."""
+    from kafka.errors import KafkaError
+
     description = getattr(exc, "description", None)
     if description:
         return f"{type(exc).__name__} ({description.rstrip('.')})"
@@ -83,6 +84,8 @@ def user_errors(bootstrap: str, client: dict[str, Any]) -> Iterator[None]:
     kafka-python's own log lines are held back (shown with ``-v``): a failing connection logs a
     dozen lines a second, which would bury the one that says what to fix.
     """
+    from kafka.errors import KafkaError
+
     kafka_log = logging.getLogger("kafka")
     logged = _LoggedErrors()
     propagate = kafka_log.propagate
