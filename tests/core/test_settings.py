@@ -207,7 +207,7 @@ def test_secrets_are_masked_even_when_the_configuration_is_invalid(tmp_path: Pat
 
 
 def test_the_reference_documents_every_key_and_variable_and_no_other() -> None:
-    reference = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    reference = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     tables = re.split(r"^## ", reference, flags=re.MULTILINE)
     for key in settings.keys():
         table, name = key.split(".")
