@@ -21,9 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from anomaly.artifact import Manifest
 from anomaly.data.bundled import digits
 from anomaly.data.images import ImageSet
-from anomaly.detector import FitSettings, read_manifest
+from anomaly.detector import FitSettings
 from anomaly.inputs import ImageSpec
 from anomaly.metrics import detection_metrics
 from anomaly.plugins import registry
@@ -83,7 +84,7 @@ def trained_model(
     record = register_trained_model(
         name,
         out_dir,
-        read_manifest(out_dir),
+        Manifest.read(out_dir),
         data_summary={"data": "sklearn digits", "normal_digit": normal_digit},
         engine=engine,
     )
