@@ -20,3 +20,11 @@ class ArtifactError(AnomalyError):
 
 class PluginError(AnomalyError):
     """An unknown detector or a plugin that failed to load."""
+
+
+def failure_line(exc: BaseException) -> str:
+    """Why something failed, on one line: the project's own message, else the exception's class too."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, AnomalyError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

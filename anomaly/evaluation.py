@@ -30,7 +30,7 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
         raise DataError(f"{data_path}: no labels found (need a '{normal_class}' folder, a label column or labels file)")
     excluded = 0
     if isinstance(data, ImageSet):
-        trained = set(model.training.get("data", {}).get("trained_ids", []))
+        trained = set(model.training.data.trained_ids if model.training and model.training.data else [])
         keep = [i for i, item_id in enumerate(data.ids) if item_id not in trained]
         excluded = len(data) - len(keep)
         data = data.subset(keep)

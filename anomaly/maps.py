@@ -16,7 +16,7 @@ import numpy as np
 from anomaly.data.images import ImageSet
 
 if TYPE_CHECKING:
-    from anomaly.detector import Scores
+    from anomaly.scores import Scores
 
 # Every picture has the same size in pixels, whatever the part's shape: pictures line up in a viewer
 # and a test can check what was written. A part of another aspect ratio is letterboxed.

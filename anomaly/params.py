@@ -200,3 +200,43 @@ def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else "?"
+
+
+def params_from_mapping(params_cls: type, values: Any, detector: str) -> Any:
+    """A detector's Params from a manifest's mapping: unknown names and wrongly typed values are refused.
+
+    A manifest is data anyone could have edited; its values reach the Params constructor (and from
+    there the networks), so each is checked against the field's annotation first.
+    """
+    if not isinstance(values, dict):
+        raise AnomalyError(f"params must be a mapping, not {type(values).__name__}")
+    hints = typing.get_type_hints(params_cls)
+    known = {f.name for f in dataclasses.fields(params_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise AnomalyError(
+            f"params {', '.join(unknown)} are not {detector} parameters (it takes {', '.join(sorted(known))})"
+        )
+    for key, value in values.items():
+        if not _fits(value, hints[key]):
+            kind = getattr(hints[key], "__name__", hints[key])
+            raise AnomalyError(f"params {key} = {value!r} is not of type {kind}")
+    return params_cls(**values)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the field's type (ints pass as floats, None only where optional)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for candidate in options:
+        kind = typing.get_origin(candidate) or candidate
+        if kind is type(None):
+            fits = value is None
+        elif kind in (int, float):
+            fits = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+        elif kind in (str, bool, dict, list):
+            fits = isinstance(value, kind)
+        else:
+            return True  # a type JSON has no counterpart for: the Params class checks it, if at all
+        if fits:
+            return True
+    return False

@@ -147,7 +147,7 @@ def load_model(directory) -> Detector:
     """Open a saved model folder with the detector class named in its manifest."""
     from pathlib import Path
 
-    from anomaly.detector import read_manifest
+    from anomaly.artifact import Manifest
 
-    manifest = read_manifest(Path(directory))
-    return registry().get(manifest["detector"]["name"]).load(directory)
+    manifest = Manifest.read(Path(directory))
+    return registry().get(manifest.detector.name).load(directory)

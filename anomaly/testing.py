@@ -93,12 +93,38 @@ class DetectorContract:
         detector.fit(make_data(modality), validation=make_validation(modality))
         return detector
 
-    def test_components_declared_and_finite(self, fitted: Detector, modality: str) -> None:
+    def test_components_are_declared_consistently(self, fitted: Detector, modality: str) -> None:
+        """The score's parts are the plugin's own names, declared once and used everywhere."""
+        declared = fitted.components
+        assert isinstance(declared, tuple) and declared, f"{fitted.name}.components must be a non-empty tuple of names"
+        assert all(isinstance(n, str) and n for n in declared), f"{fitted.name}.components must be strings: {declared}"
+        assert len(set(declared)) == len(declared), f"{fitted.name}.components repeats a name: {declared}"
+        extra = set(fitted.default_weights) - set(declared)
+        assert not extra, f"{fitted.name}.default_weights names undeclared components {sorted(extra)}"
         scores = fitted.score(make_data(modality))
-        assert {"reconstruction", "discriminator"} <= set(fitted.components)
-        assert set(scores.components) == set(fitted.components)
-        assert np.all(np.isfinite(scores.scores))
-        assert len(scores) == len(scores.scores) > 0
+        assert set(scores.components) == set(declared), (
+            f"scores carry components {sorted(scores.components)}, {fitted.name} declares {sorted(declared)}"
+        )
+        assert set(fitted.normaliser.weights) <= set(declared), "the normaliser weights undeclared components"
+
+    def test_scores_are_finite(self, fitted: Detector, modality: str) -> None:
+        scores = fitted.score(make_data(modality))
+        assert len(scores) == len(scores.scores) > 0, "scoring returned no scores"
+        assert np.all(np.isfinite(scores.scores)), f"{fitted.name} gave non-finite scores on normal data"
+        for name, values in scores.components.items():
+            assert np.all(np.isfinite(values)), f"component {name!r} is not finite on normal data"
+
+    def test_pyod_calls_on_arrays(self, fitted: Detector, modality: str) -> None:
+        """decision_function and predict take plain arrays, as PyOD users hold data."""
+        data = make_data(modality)
+        if modality == "image":
+            array = np.stack([image[:20, :24] for image in data.images])
+            expected = fitted.score(ImageSet(ids=[str(i) for i in range(len(array))], images=list(array))).scores
+        else:
+            array = data.values
+            expected = fitted.score(data).scores
+        np.testing.assert_allclose(fitted.decision_function(array), expected)
+        np.testing.assert_array_equal(fitted.predict(array), (expected > fitted.threshold).astype(int))
 
     def test_result_record_maps_onto_a_row(self, fitted: Detector, modality: str) -> None:
         record = next(iter(fitted.score(make_data(modality))))

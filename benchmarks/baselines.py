@@ -5,10 +5,10 @@ the same held-out split, tiles or windows, per-image pooling, score normalisatio
 calibration. Only the learning part differs, which is the point of a baseline. They live here, not
 in ``plugins/``: they are yardsticks, not products, so they are never saved as model folders.
 
-The scikit-learn baselines learn in one pass over all training samples; the benchmark gives them
-``FitSettings(epochs=1, batch_size=FULL_BATCH)`` so the pipeline hands ``train_step`` every sample at
-once. The autoencoder also receives the whole training set per epoch and runs one ``keras fit``
-epoch over it, so its early stopping on held-out normal data is the pipeline's, like the GANs'.
+The scikit-learn baselines learn in one pass over all training samples through ``fit_once``. The
+autoencoder receives the whole training set per epoch (``FitSettings(batch_size=FULL_BATCH)``) and
+runs one ``keras fit`` epoch over it, so its early stopping on held-out normal data is the
+harness's, like the GANs'.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from anomaly import harness
 from anomaly.detector import Detector
 from anomaly.errors import AnomalyError
 from anomaly.keras.detector import KerasDetector
@@ -63,7 +64,7 @@ class IsolationForestBaseline(_SklearnBaseline):
     components = ("isolation",)
     Params = IsolationForestParams
 
-    def train_step(self, x: np.ndarray) -> dict[str, float]:
+    def fit_once(self, x: np.ndarray) -> dict[str, float]:
         from sklearn.ensemble import IsolationForest
 
         self.estimator = IsolationForest(
@@ -90,7 +91,7 @@ class PCABaseline(_SklearnBaseline):
     components = ("reconstruction",)
     Params = PCAParams
 
-    def train_step(self, x: np.ndarray) -> dict[str, float]:
+    def fit_once(self, x: np.ndarray) -> dict[str, float]:
         from sklearn.decomposition import PCA
 
         self.estimator = PCA(n_components=self.params.variance, svd_solver="full").fit(self.flat(x))
@@ -151,7 +152,7 @@ class AutoencoderBaseline(KerasDetector):
 
     def validation_loss(self, x: np.ndarray) -> float:
         """Held-out L1 reconstruction, the loss it trains on, drives early stopping."""
-        comps, _ = self._components(x, want_maps=False)
+        comps, _ = harness.components(self, x, want_maps=False)
         return float(np.mean(comps["reconstruction"]))
 
 

@@ -53,7 +53,7 @@ def _sweep(log: Callable[[str], None]) -> list[dict]:
                     "data": name,
                     "width": width,
                     "auroc": aurocs,
-                    "best_epoch": detector.training["best_epoch"],
+                    "best_epoch": detector.training.best_epoch,
                     "seconds": round(time.perf_counter() - clock, 1),
                 }
             )

@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from anomaly.detector import FitSettings, holdout_images  # noqa: E402
+from anomaly.harness import FitSettings, holdout_images  # noqa: E402
 from anomaly.inputs import ImageSpec, encode, pool  # noqa: E402
 from anomaly.keras.networks import body, decoder, encoder, head  # noqa: E402
 from benchmarks import datasets  # noqa: E402

@@ -22,8 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sklearn.metrics import roc_auc_score
 
+from anomaly import harness
 from anomaly.data.images import ImageSet
-from anomaly.detector import holdout_images
+from anomaly.harness import holdout_images
 from anomaly.inputs import POOLS, encode, pool
 from anomaly.threshold import Normaliser
 from benchmarks import datasets, quality
@@ -167,7 +168,7 @@ def _sweep(config: quality.Config, seeds: tuple[int, ...], log: Callable[[str], 
 def _tile_scores(detector, data: ImageSet) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """Each tile's raw score components, and which image each tile belongs to, to pool and weigh afresh."""
     samples = encode(detector.spec, data)
-    components, _ = detector._components(samples.x, want_maps=False)
+    components, _ = harness.components(detector, samples.x, want_maps=False)
     return components, samples.owner, samples.count
 
 

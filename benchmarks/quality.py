@@ -264,7 +264,7 @@ def evaluate(task: datasets.Task, scores: Any, spec: Any = None) -> dict[str, di
 def run_one(task: datasets.Task, cls: type[Detector], params: Any, settings: FitSettings) -> dict[str, Any]:
     detector = cls(task.fresh_spec(), params, settings)
     started = time.perf_counter()
-    training = detector.fit(task.train)
+    training = detector.fit(task.train).training
     fitted = time.perf_counter()
     maps = isinstance(task.test, ImageSet) and has_masks(task.test)
     scores = detector.score(task.test, maps=maps, stride=1)
@@ -276,9 +276,9 @@ def run_one(task: datasets.Task, cls: type[Detector], params: Any, settings: Fit
         "score_seconds": round(scored - fitted, 2),
         "pixel_seconds": round(time.perf_counter() - scored, 2),
         "scored_items": len(scores),
-        "epochs_run": training["epochs_run"],
-        "best_epoch": training["best_epoch"],
-        "train_samples": training["train_samples"],
+        "epochs_run": training.epochs_run,
+        "best_epoch": training.best_epoch,
+        "train_samples": training.train_samples,
     }
 
 

@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help="Replace the section in docs/benchmarks.md.")
     args = parser.parse_args()
 
-    from anomaly.detector import read_manifest
+    from anomaly.artifact import Manifest
     from anomaly.store.engine import get_engine
     from anomaly.store.registry import register_trained_model
     from anomaly.stream.config import kafka_settings
@@ -224,7 +224,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, _database(args.database) as url:
         for name, kind, width in workloads:
             model_dir = _train(kind, Path(folder) / name, width)
-            register_trained_model(name, model_dir, read_manifest(model_dir), engine=get_engine(url))
+            register_trained_model(name, model_dir, Manifest.read(model_dir), engine=get_engine(url))
             load_before = os.getloadavg()[0]
             results[name] = {
                 "kind": kind,

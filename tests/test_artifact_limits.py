@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from anomaly.detector import MANIFEST
+from anomaly.artifact import MANIFEST
 from anomaly.errors import AnomalyError, ArtifactError, DataError
 from anomaly.inputs import ImageSpec, SeriesSpec
 from anomaly.plugins import load_model, registry
@@ -146,16 +146,27 @@ MANIFEST_FAULTS = {
     "params not a mapping": (_set([1, 2], "params"), ("params must be a mapping",)),
     "missing normalisation": (_drop("normalisation"), ("lacks normalisation",)),
     "missing input": (_drop("input"), ("lacks input",)),
-    "normalisation of lists": (_set([0.1, 0.2], "normalisation", "mean"), ("normalisation must map",)),
+    "normalisation of lists": (
+        _set([0.1, 0.2], "normalisation", "mean"),
+        ("normalisation.mean must be a mapping, not list",),
+    ),
     "zero std": (_set(0.0, "normalisation", "std", "latent"), ("positive std",)),
-    "threshold as text": (_set("high", "threshold"), ("threshold must be a finite number",)),
+    "threshold as text": (_set("high", "threshold"), ("threshold must be a finite number, not 'high'",)),
     "threshold too large for a float": (_set(10**400, "threshold"), ("threshold must be a finite number",)),
     "unknown modality": (_set("audio", "input", "modality"), ("modality must be one of image, series",)),
     "unknown input field": (_set(3, "input", "colours"), ("unknown series input field(s) colours",)),
     "input not a mapping": (_set("series", "input"), ("input spec must be a mapping",)),
     "mean of the wrong length": (_set([0.0], "input", "mean"), ("mean must be 2 finite numbers",)),
     "no detector name": (_drop("detector", "name"), ("no detector name",)),
-    "training not a mapping": (_set([], "training"), ("training must be a mapping",)),
+    "training not a mapping": (_set([], "training"), ("training must be a mapping, not list",)),
+    "missing training": (_drop("training"), ("lacks training",)),
+    "misspelt field": (_set(0.5, "treshold"), ("treshold: not a manifest field",)),
+    "trained ids not a list": (_set("all", "training", "data", "trained_ids"), ("training.data.trained_ids",)),
+    "start time not a time": (_set("yesterday", "training", "started_at"), ("training.started_at",)),
+    "components of another version": (
+        _set(["reconstruction", "discriminator"], "detector", "components"),
+        ("scores reconstruction, discriminator", "installed ganomaly 1.0 scores latent, reconstruction"),
+    ),
 }
 
 
@@ -181,6 +192,12 @@ def test_truncated_or_foreign_manifests_are_refused(
 ) -> None:
     write(folder)
     refused(folder, fragment)
+
+
+def test_a_folder_of_another_detector_is_refused(never_built: None, folder: Path) -> None:
+    with pytest.raises(ArtifactError) as caught:
+        registry().get("anogan").load(folder)
+    assert str(caught.value) == f"{folder}: holds a 'ganomaly' model, not 'anogan'"
 
 
 def test_an_undamaged_copy_loads_and_scores(folder: Path) -> None:

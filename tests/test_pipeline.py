@@ -67,10 +67,11 @@ def test_same_seed_same_scores_through_the_cli(cli, tmp_path: Path) -> None:
 
 
 def test_holdout_never_splits_an_image_across_train_and_calibration() -> None:
+    from anomaly.harness import holdout
     from anomaly.plugins import registry
 
     detector = registry().get("ganomaly")(ImageSpec(image_size=16, tile=True), settings=FitSettings(holdout=0.25))
-    train, held = detector._holdout(synthetic_images(count=12))
+    train, held = holdout(detector, synthetic_images(count=12))
     assert len(held) == 3 and len(train) == 9
     assert not set(train.ids) & set(held.ids)
 

@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -17,6 +17,9 @@ from rich.table import Table
 from anomaly.cli.config import config_option, recorded
 from anomaly.errors import AnomalyError, DataError
 from anomaly.inputs import POOLS, finite
+
+if TYPE_CHECKING:
+    from anomaly.artifact import Manifest
 
 out = Console()
 err = Console(stderr=True)
@@ -294,10 +297,8 @@ def train_command(
     anomalies = None
     if calibration_anomalies is not None:
         anomalies = load_dataset(calibration_anomalies, split=split, normal_class=normal_class)
-    report = model.fit(dataset, anomalies=anomalies, progress=progress)
-    model.training["data"] = {"source": str(data.resolve()), "items": len(dataset)}
-    if isinstance(dataset, ImageSet):
-        model.training["data"]["trained_ids"] = list(dataset.ids)
+    model.fit(dataset, anomalies=anomalies, progress=progress, source=str(data.resolve()))
+    report = model.training.model_dump(mode="json")
     model.config = recorded(ctx)
     _save(model, out_dir)
     registered = None
@@ -353,11 +354,11 @@ def _score_line(result) -> tuple[str, bool]:
     return json.dumps(row, allow_nan=False), valid
 
 
-def _check_inputs(model_dir: Path, data_path: Path) -> dict[str, Any]:
+def _check_inputs(model_dir: Path, data_path: Path) -> Manifest:
     """The model folder's manifest and the input's existence, checked before TensorFlow or the model loads."""
-    from anomaly.detector import read_manifest
+    from anomaly.artifact import Manifest
 
-    manifest = read_manifest(model_dir)
+    manifest = Manifest.read(model_dir)
     if not data_path.exists():
         raise DataError(f"{data_path}: no such file or folder")
     return manifest
@@ -411,7 +412,7 @@ def score_command(
     from anomaly.plugins import load_model
 
     manifest = _check_inputs(model_dir, input_path)
-    if stride is not None and isinstance(manifest.get("input"), dict) and manifest["input"].get("modality") == "image":
+    if stride is not None and manifest.input.get("modality") == "image":
         raise AnomalyError("--stride applies to series; this model tiles images with the stride it was trained with")
     data = load_dataset(input_path, split=split, normal_class=normal_class, with_masks=maps_dir is not None)
     model = load_model(model_dir)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anomaly.detector import Detector, state_file
+from anomaly.artifact import state_file
+from anomaly.detector import Detector
 from anomaly.errors import AnomalyError, ArtifactError
 from anomaly.params import option
 
@@ -80,8 +81,9 @@ class KerasDetector(Detector):
     networks: dict[str, Any]
     xla_min_steps: int = 1000
 
-    def __init__(self, spec, params: Any = None, settings: Any = None) -> None:
-        super().__init__(spec, params, settings)
+    def prepare(self, spec: Any) -> None:
+        """Fill the network width for the modality and refuse a size that would not fit in memory."""
+        super().prepare(spec)
         if getattr(self.params, "width", 0) is None:
             # A copy: the caller's params may configure other detectors, for other inputs, too.
             self.params = dataclasses.replace(self.params, width=DEFAULT_WIDTH[spec.modality])

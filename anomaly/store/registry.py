@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anomaly.artifact import Manifest
 from anomaly.errors import AnomalyError, ArtifactError
 from anomaly.store.engine import get_engine
 from anomaly.store.schema import TRIGGERS, Model, TrainingRun, utcnow
@@ -48,30 +49,6 @@ class ModelRecord:
         return cls(**{name: getattr(model, name) for name in cls.__dataclass_fields__})
 
 
-def _parse_time(value: Any, field: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ArtifactError(f"manifest training.{field} is not an ISO timestamp: {value!r}") from None
-
-
-def _read_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
-    try:
-        training = manifest["training"]
-        return {
-            "detector": str(manifest["detector"]["name"]),
-            "detector_version": str(manifest["detector"]["version"]),
-            "threshold": float(manifest["threshold"]),
-            "metrics": dict(training["metrics"]),
-            "started_at": _parse_time(training["started_at"], "started_at"),
-            "finished_at": _parse_time(training["finished_at"], "finished_at"),
-        }
-    except KeyError as exc:
-        raise ArtifactError(f"model manifest lacks {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ArtifactError(f"model manifest is malformed: {exc}") from None
-
-
 def _lock_versions(session: Session, name: str) -> list[Model]:
     """The name's versions, read only after this transaction holds the write lock on them.
 
@@ -87,7 +64,7 @@ def _lock_versions(session: Session, name: str) -> list[Model]:
 def register_trained_model(
     name: str,
     model_dir: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     trigger: str = "manual",
     data_summary: dict[str, Any] | None = None,
     *,
@@ -102,12 +79,11 @@ def register_trained_model(
         raise AnomalyError("a model name cannot be empty")
     if trigger not in TRIGGERS:
         raise AnomalyError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
-    facts = _read_manifest(manifest)
     engine = engine or get_engine()
     attempt = 1
     while True:
         try:
-            return _register(engine, name, Path(model_dir), manifest, facts, trigger, data_summary)
+            return _register(engine, name, Path(model_dir), manifest, trigger, data_summary)
         except IntegrityError:
             if attempt == _REGISTER_ATTEMPTS:
                 raise
@@ -119,8 +95,7 @@ def _register(
     engine: Engine,
     name: str,
     model_dir: Path,
-    manifest: dict[str, Any],
-    facts: dict[str, Any],
+    manifest: Manifest,
     trigger: str,
     data_summary: dict[str, Any] | None,
 ) -> ModelRecord:
@@ -130,13 +105,13 @@ def _register(
         first = version == 1
         model = Model(
             name=name,
-            detector=facts["detector"],
-            detector_version=facts["detector_version"],
+            detector=manifest.detector.name,
+            detector_version=manifest.detector.version,
             version=version,
             artifact=str(model_dir.resolve()),
-            manifest=manifest,
-            metrics=facts["metrics"],
-            threshold=facts["threshold"],
+            manifest=manifest.to_json(),
+            metrics=manifest.training.metrics,
+            threshold=manifest.threshold,
             status="active" if first else "candidate",
         )
         session.add(model)
@@ -146,11 +121,11 @@ def _register(
                 model_id=model.id,
                 model_name=name,
                 trigger=trigger,
-                started_at=facts["started_at"],
-                finished_at=facts["finished_at"],
+                started_at=manifest.training.started_at,
+                finished_at=manifest.training.finished_at,
                 status="succeeded",
                 data_summary=data_summary,
-                metrics=facts["metrics"],
+                metrics=manifest.training.metrics,
                 decision="active" if first else "candidate",
                 reason=f"first version of {name}" if first else "registered; awaiting promotion",
             )
@@ -187,7 +162,7 @@ def check_loads(record: ModelRecord) -> None:
     Any exception counts (a manifest naming unknown parameters raises TypeError deep inside, say),
     since a scorer refuses such a version and keeps serving the old one anyway.
     """
-    from anomaly.detector import failure_line
+    from anomaly.errors import failure_line
     from anomaly.plugins import load_model
 
     try:

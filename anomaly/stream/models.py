@@ -21,10 +21,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from anomaly.data.images import ImageSet
-from anomaly.detector import Detector, Scores, failure_line
-from anomaly.errors import AnomalyError
+from anomaly.detector import Detector
+from anomaly.errors import AnomalyError, failure_line
 from anomaly.inputs import SeriesSpec
 from anomaly.plugins import load_model
+from anomaly.scores import Scores
 from anomaly.store.registry import ModelRecord, active_model, list_models
 from anomaly.stream.decode import DecodeContext, Decoded, Picture, Reading, Rejected
 from anomaly.stream.metrics import StreamMetrics

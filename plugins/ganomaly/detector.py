@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anomaly import harness
 from anomaly.keras.detector import (
     MAX_LATENT,
     GANParams,
@@ -64,5 +65,5 @@ class GANomaly(KerasDetector):
 
     def validation_loss(self, x: np.ndarray) -> float:
         """Reconstruction and latent loss on held-out normal data: what the generator is asked to minimise."""
-        comps, _ = self._components(x, want_maps=False)
+        comps, _ = harness.components(self, x, want_maps=False)
         return float(np.mean(self.params.w_con * comps["reconstruction"] + self.params.w_enc * comps["latent"]))

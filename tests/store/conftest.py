@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from anomaly.artifact import Manifest
 from anomaly.store import registry
 from anomaly.store.engine import get_engine
 from anomaly.store.registry import ModelRecord, register_trained_model
@@ -27,21 +28,32 @@ def engine(db_url: str) -> Engine:
 
 
 @pytest.fixture
-def manifest() -> dict:
-    """The manifest keys the registry reads, as a trained detector writes them."""
-    return {
-        "detector": {"name": "ganomaly", "version": "0.1.0"},
-        "threshold": 0.42,
-        "training": {
-            "metrics": {"auroc": 0.71},
-            "started_at": "2026-11-26T10:00:00+00:00",
-            "finished_at": "2026-11-26T10:05:00+00:00",
-        },
-    }
+def manifest() -> Manifest:
+    """A trained detector's manifest, as the registry receives it."""
+    return Manifest.model_validate(
+        {
+            "detector": {"name": "ganomaly", "version": "0.1.0", "components": ["reconstruction"]},
+            "input": {"modality": "series", "window": 8},
+            "params": {},
+            "normalisation": {"mean": {"reconstruction": 0.0}, "std": {"reconstruction": 1.0}, "weights": {}},
+            "threshold": 0.42,
+            "training": {
+                "metrics": {"auroc": 0.71},
+                "started_at": "2026-11-26T10:00:00+00:00",
+                "finished_at": "2026-11-26T10:05:00+00:00",
+                "seconds": 300.0,
+                "train_items": 80,
+                "validation_items": 20,
+                "train_samples": 73,
+                "validation_samples": 13,
+                "epochs_run": 1,
+            },
+        }
+    )
 
 
 @pytest.fixture
-def register(engine: Engine, tmp_path: Path, manifest: dict) -> Callable[..., list[ModelRecord]]:
+def register(engine: Engine, tmp_path: Path, manifest: Manifest) -> Callable[..., list[ModelRecord]]:
     """Register ``count`` versions of a model (named ``tiles`` unless told) in the test database."""
 
     def register_versions(name: str = "tiles", count: int = 1, **kwargs: Any) -> list[ModelRecord]:

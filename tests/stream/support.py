@@ -18,7 +18,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from anomaly.detector import FitSettings, read_manifest
+from anomaly.artifact import Manifest
+from anomaly.detector import FitSettings
 from anomaly.inputs import ImageSpec, SeriesSpec
 from anomaly.plugins import registry
 from anomaly.store.engine import get_engine
@@ -54,7 +55,7 @@ def train_tiny(modality: str, out: Path, seed: int = 0) -> Path:
 
 
 def register(url: str, name: str, model_dir: Path) -> ModelRecord:
-    return register_trained_model(name, model_dir, read_manifest(model_dir), engine=get_engine(url))
+    return register_trained_model(name, model_dir, Manifest.read(model_dir), engine=get_engine(url))
 
 
 def producer(broker: KafkaBroker) -> KafkaProducer:

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from anomaly.artifact import MANIFEST
 from anomaly.cli import cli
-from anomaly.detector import MANIFEST
 from anomaly.errors import AnomalyError, ArtifactError
 from anomaly.store import migrate
 from anomaly.store.config import URL_ENV
