@@ -141,6 +141,8 @@ def _timed(call: Callable[[], Any]) -> float:
 def train_rate(detector: Detector, x: np.ndarray) -> float:
     """Training samples per second from the median step time (a neighbour's burst on the shared CPU skews a mean);
     the first, traced steps already ran during fit."""
+    if detector.fits_once:
+        return len(x) / _timed(lambda: detector.fit_once(x))
     if detector.settings.batch_size == FULL_BATCH or detector.name == "autoencoder":
         return len(x) / _timed(lambda: detector.train_step(x))
     batches = [x[i * TRAIN_BATCH : (i + 1) * TRAIN_BATCH] for i in range(TIMED_TRAIN_STEPS)]
