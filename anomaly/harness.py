@@ -62,7 +62,7 @@ def fit(
     settings = detector.settings
     if settings.seed is not None:
         detector.seed(settings.seed)
-    seen = train if validation is None else None
+    given = train
     if validation is None:
         train, validation = holdout(detector, train)
     detector.spec = fit_spec(detector.spec, train)
@@ -74,7 +74,6 @@ def fit(
     detector.build()
     history, best_epoch = _train(detector, train_x, val_samples.x, progress)
     _calibrate(detector, val_samples, anomalies)
-    data = seen if seen is not None else train
     detector.training = Training(
         started_at=started,
         finished_at=datetime.now(timezone.utc),
@@ -89,9 +88,9 @@ def fit(
         metrics=history[-1] if history else {},
         data=DataSource(
             source=source,
-            items=len(data),
+            items=len(given),
             # Images are items evaluation must leave out; a series' steps are not identified across files.
-            trained_ids=list(data.ids) if isinstance(data, ImageSet) else [],
+            trained_ids=list(given.ids) if isinstance(given, ImageSet) else [],
         ),
     )
 
