@@ -29,7 +29,7 @@ from anomaly.detector import Detector, FitSettings
 from anomaly.inputs import ImageSpec, SeriesSpec, encode
 from anomaly.keras.detector import DEFAULT_WIDTH
 from benchmarks import datasets
-from benchmarks.baselines import BASELINES, FULL_BATCH
+from benchmarks.quality import BASELINES, FULL_BATCH
 from benchmarks.report import DOCS, table, write_raw, write_section
 from benchmarks.system import describe_machine
 
@@ -119,11 +119,8 @@ def _detector(name: str, spec: ImageSpec | SeriesSpec, overrides: dict[str, Any]
 
     from anomaly.plugins import registry
 
-    if name in BASELINES:
-        cls = BASELINES[name]
-        one_pass = name != "autoencoder"
-    else:
-        cls, one_pass = registry().get(name), False
+    cls = registry().get(name)
+    one_pass = name in BASELINES and name != "autoencoder"
     settings = (
         FitSettings(epochs=1, batch_size=FULL_BATCH, patience=None)
         if one_pass
