@@ -93,6 +93,25 @@ class ServeConfig(_Table):
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
+class RetrainConfig(_Table):
+    """``[retrain]``: what a retrain trains on, when its challenger replaces the champion, and its process's limits."""
+
+    data: Literal["source", "events", "both"] = "both"
+    max_events: PositiveInt = 20_000
+    contamination: float = Field(default=0.05, ge=0, lt=1)
+    min_items: PositiveInt = 32
+    holdout: float = Field(default=0.2, gt=0, lt=1)
+    epochs: PositiveInt | None = None
+    fpr_margin: float = Field(default=0.01, ge=0, le=1)
+    auroc_margin: float = Field(default=0.02, ge=0, le=1)
+    models_dir: Path | None = None
+    time_limit: float = Field(default=3600.0, gt=0)
+    memory_limit_mb: PositiveInt | None = 8192
+    nice: int = Field(default=10, ge=0, le=19)
+    threads: PositiveInt = 1
+    misfire_grace_time: PositiveInt = 600
+
+
 def env_names(key: str) -> tuple[str, ...]:
     """The variables that set ``key`` (``table.name``): its own, and ``..._FILE`` for a secret."""
     name = _ENV_NAMES.get(key, "ANOMALY_" + key.replace(".", "_").upper())
@@ -152,6 +171,7 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     kafka: KafkaConfig = KafkaConfig()
     serve: ServeConfig = ServeConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -89,6 +89,10 @@ def _register_commands() -> None:
 
     for command in detectors.COMMANDS + store.COMMANDS + stream.COMMANDS + settings.COMMANDS:
         cli.add_command(command)
+    from anomaly.cli import retrain
+
+    for command in retrain.COMMANDS:
+        cli.add_command(command)
 
 
 _register_commands()

@@ -132,6 +132,16 @@ _MODEL_COLUMNS = {
 }
 
 
+_RUN_COLUMNS = {
+    "name": "name",
+    "started_at": "started",
+    "trigger": "trigger",
+    "status": "status",
+    "decision": "decision",
+    "reason": "reason",
+}
+
+
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
@@ -141,6 +151,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
         from anomaly.store import registry
 
         _print_records(registry.list_models(), as_json, "Registered models", _MODEL_COLUMNS)
+        if not as_json:
+            from anomaly.retrain.run import last_runs
+
+            _print_records(last_runs(), False, "Last training run per model", _RUN_COLUMNS)
 
 
 @models.command()
