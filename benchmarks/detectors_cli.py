@@ -1,26 +1,34 @@
 """Both detectors trained and evaluated through the CLI on real data: magnetic_tile and an SMD machine.
 
-    python -m benchmarks.detectors_cli [--only NAME ...]
+    python -m benchmarks detectors [--only NAME ...] [--size smoke]
 
 Runs the exact ``anomaly train`` / ``anomaly evaluate`` commands listed in each result row (as a
 user would), times them, and writes the ``Detectors through the CLI`` section of docs/benchmarks.md
 plus docs/benchmarks/detectors_cli.json. Settings are CPU-sized (small widths, few epochs);
-tuned, multi-seed quality figures belong to the quality suite.
+tuned, multi-seed quality figures belong to the quality suite. ``--size smoke`` runs one detector
+per kind of data on a few images and steps cut from the same sets, with tiny networks.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import io
 import json
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from benchmarks.report import machine, table, write_raw, write_section
+import numpy as np
 
+from benchmarks import report
+from benchmarks.report import DOCS, machine, raw_folder, table, write_raw, write_section
+
+TITLE = "Detectors through the CLI"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TILE = DATA / "magnetic_tile"
 SMD = DATA / "smd" / "machine-2-2.npz"
@@ -52,10 +60,48 @@ RUNS = {
         [],
     ),
 }
+TINY = ["--epochs", "1", "--set", "width=4", "--set", "latent=8"]
+# Smoke: images and steps cut from the same sets (see ``smoke_data``), one detector per kind of data.
+SMOKE_TILE_CLASSES = {"MT_Free": 12, "MT_Blowhole": 3, "MT_Crack": 3}
+SMOKE_RUNS = {
+    "ganomaly-magnetic_tile": (
+        ["ganomaly", "TILE", "--normal-class", "MT_Free", "--scale", "32", "--image-size", "16", *TINY],
+        ["--normal-class", "MT_Free"],
+    ),
+    "anogan-smd-2-2": (["anogan", "SMD", "--window", "8", "--stride", "4", *TINY, "--set", "search_steps=2"], []),
+}
 
 
-def _run(args: list[str]) -> tuple[str, float]:
+def smoke_data(folder: Path) -> dict[str, Path]:
+    """A few magnetic_tile images per class (linked, with their masks) and 600 train and test steps of machine-2-2,
+    the test steps around its first labelled anomaly so both classes are there to evaluate."""
+    tile = folder / "magnetic_tile"
+    for kind, count in SMOKE_TILE_CLASSES.items():
+        (tile / kind / "Imgs").mkdir(parents=True)
+        for image in sorted((TILE / kind / "Imgs").glob("*.jpg"))[:count]:
+            for path in (image, image.with_suffix(".png")):
+                (tile / kind / "Imgs" / path.name).symlink_to(path)
+    arrays = np.load(SMD)
+    smd = folder / "machine-2-2.npz"
+    np.savez(
+        smd, train=arrays["train"][:600], test=arrays["test"][12500:13100], test_label=arrays["test_label"][12500:13100]
+    )
+    return {"TILE": tile, "SMD": smd}
+
+
+def _run(args: list[str], in_process: bool = False) -> tuple[str, float]:
+    """stdout and seconds of one ``anomaly`` command: in a process of its own, as a user runs it, or (smoke)
+    in this one, which spares each command the seconds of importing TensorFlow."""
     start = time.perf_counter()
+    if in_process:
+        from anomaly.cli import cli
+
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            code = cli.main(args, prog_name="anomaly", standalone_mode=False)
+        if code:
+            raise SystemExit(f"failed: anomaly {shlex.join(args)}")
+        return stdout.getvalue(), time.perf_counter() - start
     result = subprocess.run([sys.executable, "-m", "anomaly", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"failed: anomaly {shlex.join(args)}\n{result.stderr[-2000:]}")
@@ -66,23 +112,31 @@ def _display(args: list[str], work: Path) -> str:
     return "anomaly " + shlex.join(args).replace(str(DATA), "../shared/data").replace(str(work), "runs")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=sorted(RUNS), default=sorted(RUNS))
-    args = parser.parse_args()
-    results = {}
+def run(
+    *,
+    only: list[str] | None = None,
+    size: str = "full",
+    docs: Path = DOCS,
+    command: str = "python -m benchmarks detectors",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train and evaluate each run through the CLI; write the docs section and ``detectors_cli.json``."""
+    runs = SMOKE_RUNS if size == "smoke" else RUNS
+    results: dict[str, Any] = {"command": command, "machine": machine(), "size": size, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in args.only:
-            train_args, eval_args = RUNS[name]
+        data = smoke_data(work / "data") if size == "smoke" else {}
+        for name in only or sorted(runs):
+            train_args, eval_args = runs[name]
+            train_args = [data.get(a, a) for a in train_args]
             model = work / name
             train = [str(a) for a in ["train", *train_args, "--out", model, "--no-progress"]]
             evaluate = [str(a) for a in ["evaluate", model, train_args[1], *eval_args, "--json"]]
-            _, train_seconds = _run(train)
-            report_text, eval_seconds = _run(evaluate)
+            _, train_seconds = _run(train, in_process=size == "smoke")
+            report_text, eval_seconds = _run(evaluate, in_process=size == "smoke")
             report = json.loads(report_text)
             manifest = json.loads((model / "manifest.json").read_text())
-            results[name] = {
+            results["runs"][name] = {
                 "train_command": _display(train, work),
                 "evaluate_command": _display(evaluate[:-1], work),
                 "train_seconds": round(train_seconds, 1),
@@ -90,14 +144,23 @@ def main() -> None:
                 "epochs_run": manifest["training"]["epochs_run"],
                 "results": report["results"],
             }
-            print(
+            log(
                 f"{name}: AUROC {report['results']['all']['auroc']:.3f} "
-                f"(train {train_seconds:.0f} s, evaluate {eval_seconds:.0f} s)",
-                flush=True,
+                f"(train {train_seconds:.0f} s, evaluate {eval_seconds:.0f} s)"
             )
-    write_raw("detectors_cli", results)
+    write_raw("detectors_cli", results, raw_folder(docs))
+    write_section(TITLE, render(results), docs)
+    return results
+
+
+def rerender(docs: Path = DOCS) -> list[str]:
+    return report.rerender("detectors_cli", TITLE, render, docs)
+
+
+def render(results: dict[str, Any]) -> str:
+    runs = results["runs"]
     rows = []
-    for name, r in results.items():
+    for name, r in runs.items():
         m = r["results"]["all"]
         rows.append(
             [
@@ -114,13 +177,13 @@ def main() -> None:
         )
     per_type = [
         [name, kind, f"{m['auroc']:.3f}"]
-        for name, r in results.items()
+        for name, r in runs.items()
         if "magnetic" in name
         for kind, m in r["results"].items()
         if kind != "all"
     ]
-    commands = "\n".join(f"    {r['train_command']}\n    {r['evaluate_command']}" for r in results.values())
-    body = f"""Command: `python -m benchmarks.detectors_cli` ({machine()}, CPU only, TensorFlow backend, seed 0).
+    commands = "\n".join(f"    {r['train_command']}\n    {r['evaluate_command']}" for r in runs.values())
+    return f"""Command: `{results["command"]}` ({results["machine"]}, CPU only, TensorFlow backend, seed 0).
 It runs these CLI commands (model folders in a temporary directory, shown as `runs/`):
 
 {commands}
@@ -137,8 +200,3 @@ Per defect type (normal test images vs that type):
 
 {table(["run", "defect", "AUROC"], per_type)}
 """
-    write_section("Detectors through the CLI", body)
-
-
-if __name__ == "__main__":
-    main()

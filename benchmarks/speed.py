@@ -18,6 +18,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,45 @@ SEARCH_BATCH = {"images": 64, "windows": 1024}
 SEARCH_SINGLES = {"images": 4, "windows": 32}
 
 
-def textures(count: int, seed: int = 0) -> ImageSet:
-    """Smooth random grayscale images of IMAGE_SIZE pixels: upsampled noise, like lit surfaces."""
+@dataclass(frozen=True)
+class Size:
+    """How much one run measures: ``full`` makes the docs figures; ``smoke`` (a few items, tiny networks)
+    only shows that every row and column is produced, so its figures mean nothing."""
+
+    name: str
+    image_size: int
+    train_images: int
+    train_steps: int
+    # Items per timed call, search batches and singles are the full run's divided by this.
+    divisor: int
+    peak_n: int
+    # Option overrides per detector, applied before each row's own.
+    options: dict[str, dict[str, Any]]
+
+    def count(self, full: int) -> int:
+        return max(1, full // self.divisor)
+
+
+_TINY = {"width": 4, "latent": 8}
+SIZES = {
+    "full": Size("full", IMAGE_SIZE, 256, 4096, 1, 4096, {}),
+    "smoke": Size(
+        "smoke",
+        16,
+        32,
+        512,
+        64,
+        256,
+        {"ganomaly": _TINY, "anogan": {**_TINY, "search_steps": 2}, "autoencoder": _TINY, "iforest": {"trees": 10}},
+    ),
+}
+
+
+def textures(count: int, seed: int = 0, size: int = IMAGE_SIZE) -> ImageSet:
+    """Smooth random grayscale images of ``size`` pixels: upsampled noise, like lit surfaces."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(40, 220, (count, 8, 8))
-    images = np.kron(coarse, np.ones((IMAGE_SIZE // 8, IMAGE_SIZE // 8))) + rng.normal(
-        0, 6, (count, IMAGE_SIZE, IMAGE_SIZE)
-    )
+    images = np.kron(coarse, np.ones((size // 8, size // 8))) + rng.normal(0, 6, (count, size, size))
     arrays = [np.clip(img, 0, 255).astype(np.uint8)[..., None] for img in images]
     return ImageSet(ids=[f"texture-{i}" for i in range(count)], images=arrays)
 
@@ -137,12 +170,13 @@ def _timed(call: Callable[[], Any]) -> float:
 
 def train_rate(detector: Detector, x: np.ndarray) -> float:
     """Training samples per second from the median step time (a neighbour's burst on the shared CPU skews a mean);
-    the first, traced steps already ran during fit."""
+    the first, traced steps already ran during fit. Every timed batch is full, wrapping round ``x`` when it
+    holds fewer than the steps need: an empty batch times nothing and trains the networks on NaN losses."""
     if detector.fits_once:
         return len(x) / _timed(lambda: detector.fit_once(x))
     if detector.settings.batch_size == FULL_BATCH or detector.name == "autoencoder":
         return len(x) / _timed(lambda: detector.train_step(x))
-    batches = [x[i * TRAIN_BATCH : (i + 1) * TRAIN_BATCH] for i in range(TIMED_TRAIN_STEPS)]
+    batches = [x[np.arange(i * TRAIN_BATCH, (i + 1) * TRAIN_BATCH) % len(x)] for i in range(TIMED_TRAIN_STEPS)]
     step = float(np.median([_timed(lambda b=b: detector.train_step(b)) for b in batches]))
     return TRAIN_BATCH / step
 
@@ -153,7 +187,9 @@ def _items(kind: str, data: ImageSet | SeriesSet, count: int) -> ImageSet | Seri
     return data.slice(0, count + WINDOW - 1)
 
 
-def score_rate(detector: Detector, kind: str, data: ImageSet | SeriesSet, batch: int) -> dict[str, float]:
+def score_rate(
+    detector: Detector, kind: str, data: ImageSet | SeriesSet, batch: int, size: Size = SIZES["full"]
+) -> dict[str, float]:
     """Items per second through ``Detector.score`` at one batch size, after an untimed warm-up call.
 
     The warm-up scores the same items as the timed call, so the timing sees a scorer in its steady
@@ -162,7 +198,7 @@ def score_rate(detector: Detector, kind: str, data: ImageSet | SeriesSet, batch:
     and a second pass of minutes of CPU is spared.
     """
     anogan = detector.name == "anogan"
-    count = (ANOGAN_ITEMS if anogan else ITEMS)[(kind, batch)]
+    count = size.count((ANOGAN_ITEMS if anogan else ITEMS)[(kind, batch)])
     detector.score_batch_size = batch
     detector.score(_items(kind, data, 1 if anogan else count), maps=False, stride=1)
     seconds = _timed(lambda: detector.score(_items(kind, data, count), maps=False, stride=1))
@@ -175,13 +211,15 @@ def score_rate(detector: Detector, kind: str, data: ImageSet | SeriesSet, batch:
     }
 
 
-def search_ratio(detector: Detector, kind: str, data: ImageSet | SeriesSet) -> dict[str, float]:
+def search_ratio(
+    detector: Detector, kind: str, data: ImageSet | SeriesSet, size: Size = SIZES["full"]
+) -> dict[str, float]:
     """AnoGAN's latent search over a whole batch against the same search one sample at a time."""
-    x = encode(detector.spec, _items(kind, data, SEARCH_BATCH[kind]), stride=1).x
+    x = encode(detector.spec, _items(kind, data, size.count(SEARCH_BATCH[kind])), stride=1).x
     model = detector.model
     model.search(x[:1])
     batched = _timed(lambda: model.search(x)) / len(x)
-    singles = SEARCH_SINGLES[kind]
+    singles = size.count(SEARCH_SINGLES[kind])
     single = _timed(lambda: [model.search(x[i : i + 1]) for i in range(singles)]) / singles
     return {
         "batch": len(x),
@@ -203,52 +241,65 @@ def network_forward_rate(detector: Detector, x: np.ndarray, trials: int = 5) -> 
 
 
 def run(
-    docs: Path = DOCS, command: str = "python -m benchmarks speed", log: Callable[[str], None] = print
+    docs: Path = DOCS,
+    command: str = "python -m benchmarks speed",
+    log: Callable[[str], None] = print,
+    size: Size = SIZES["full"],
 ) -> dict[str, Any]:
     """Measure everything, write the ``Speed suite`` section and ``speed.json``."""
     import keras
 
     keras.utils.set_random_seed(0)
     started = time.perf_counter()
-    peak = measure_peak()
+    peak = measure_peak(size.peak_n)
     log(f"peak {peak:.1f} GFLOP/s")
+    pixels, scored = size.image_size, size.count(ITEMS[("images", 256)])
     inputs: dict[str, tuple[Callable[[], ImageSpec | SeriesSpec], ImageSet | SeriesSet, ImageSet | SeriesSet]] = {
-        "images": (lambda: ImageSpec(image_size=IMAGE_SIZE), textures(256), textures(1024, seed=1)),
-        "windows": (lambda: SeriesSpec(window=WINDOW, stride=4), sensor_windows(4096), sensor_windows(16384 + WINDOW)),
+        "images": (
+            lambda: ImageSpec(image_size=pixels),
+            textures(size.train_images, size=pixels),
+            textures(scored, seed=1, size=pixels),
+        ),
+        "windows": (
+            lambda: SeriesSpec(window=WINDOW, stride=4),
+            sensor_windows(size.train_steps),
+            sensor_windows(size.count(ITEMS[("windows", 256)]) + WINDOW),
+        ),
     }
     results: dict[str, Any] = {
         "machine": describe_machine(),
         "command": command,
+        "size": size.name,
         "peak_gflops": peak,
         "detectors": {},
         "search": {},
     }
     for kind, (make_spec, train, score_data) in inputs.items():
         for label, name, overrides in DETECTORS[kind]:
-            detector = _detector(name, make_spec(), overrides)
+            detector = _detector(name, make_spec(), {**size.options.get(name, {}), **overrides})
             detector.fit(train)
             x = encode(detector.spec, train).x
             entry: dict[str, Any] = {"train_per_second": train_rate(detector, x), "train_samples": len(x)}
             for batch in BATCH_SIZES:
-                entry[f"batch_{batch}"] = score_rate(detector, kind, score_data, batch)
+                entry[f"batch_{batch}"] = score_rate(detector, kind, score_data, batch, size)
             if name == "ganomaly":
                 flops = ganomaly_forward_flops(detector)
                 network = network_forward_rate(
-                    detector, encode(detector.spec, _items(kind, score_data, 256), stride=1).x
+                    detector, encode(detector.spec, _items(kind, score_data, size.count(256)), stride=1).x
                 )
                 entry["forward_flops"] = flops
                 entry["network_per_second"] = network
                 entry["gflops_end_to_end"] = flops * entry["batch_256"]["per_second"] / 1e9
                 entry["gflops_network"] = flops * network / 1e9
             if name == "anogan":
-                results["search"][kind] = search_ratio(detector, kind, score_data)
+                results["search"][kind] = search_ratio(detector, kind, score_data, size)
             results["detectors"].setdefault(kind, {})[label] = entry
             log(
                 f"{kind} {label}: train {entry['train_per_second']:.0f}/s, score "
                 f"{entry['batch_1']['per_second']:.0f}/s at 1, {entry['batch_256']['per_second']:.0f}/s at 256"
             )
     # Measured again at the end: a neighbour's burst during the first measurement would understate the peak.
-    results["peak_gflops_end"] = measure_peak()
+    results["peak_gflops_end"] = measure_peak(size.peak_n)
     results["peak_gflops"] = max(peak, results["peak_gflops_end"])
     results["seconds"] = time.perf_counter() - started
     write_raw("speed", results, docs.with_suffix(""))

@@ -1,7 +1,7 @@
 """End-to-end stream throughput and latency: produced to Kafka → decoded → scored → stored row.
 
-    python -m benchmarks.stream_e2e [--readings 30000] [--images 3000] [--seconds 20] [--database postgresql]
-                                    [--write-docs]
+    python -m benchmarks stream [--readings 30000] [--images 3000] [--seconds 20] [--database postgresql]
+                                [--size smoke]
 
 Two workloads, each through ``StreamScorer`` (the loop ``anomaly serve`` runs) on the local broker
 (scripts/kafka.sh) into a fresh database (PostgreSQL from scripts/postgres.sh, or SQLite):
@@ -19,20 +19,24 @@ what they learned. For each workload:
 2. **latency** at half the target rate: a separate producer process sends at a fixed rate for
    ``--seconds`` while the scorer keeps up; latency per message is the row's ``received_at`` (set
    when its batch is written) minus the time the producer stamped it, reported as p50/p95/p99.
+
+``--size smoke`` drains a few hundred readings and a few dozen images through networks of width 4,
+one image workload, to show every column is produced; its figures mean nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +46,38 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CHANNELS = 38
 SOURCES = 8
 TARGETS = {"readings": 5000, "images": 200}
+TITLE = "Stream: end to end"
 
 
-def _train(kind: str, out: Path, width: int = 32) -> Path:
+@dataclass(frozen=True)
+class Size:
+    """Backlogs, latency run, training data and the workloads (name, kind, GANomaly width) of one run."""
+
+    readings: int
+    images: int
+    seconds: float
+    # Seconds the scorer gets to join its group and warm its networks before the latency producer starts.
+    warmup_s: float
+    train_steps: int
+    train_images: int
+    workloads: tuple[tuple[str, str, int], ...]
+
+
+SIZES = {
+    "full": Size(
+        30000,
+        3000,
+        20.0,
+        5.0,
+        3000,
+        256,
+        (("readings", "readings", 32), ("images", "images", 16), ("images-w32", "images", 32)),
+    ),
+    "smoke": Size(300, 30, 1.0, 2.0, 400, 32, (("readings", "readings", 4), ("images", "images", 4))),
+}
+
+
+def _train(kind: str, out: Path, width: int = 32, size: Size = SIZES["full"]) -> Path:
     from anomaly.data.images import ImageSet
     from anomaly.data.series import from_array
     from anomaly.detector import FitSettings
@@ -54,12 +87,14 @@ def _train(kind: str, out: Path, width: int = 32) -> Path:
     cls = registry().get("ganomaly")
     rng = np.random.default_rng(0)
     if kind == "readings":
-        t = np.arange(3000)[:, None]
-        data = from_array(np.sin(t / (5 + np.arange(CHANNELS))) + rng.normal(0, 0.05, (3000, CHANNELS)), "synthetic")
+        steps = size.train_steps
+        t = np.arange(steps)[:, None]
+        data = from_array(np.sin(t / (5 + np.arange(CHANNELS))) + rng.normal(0, 0.05, (steps, CHANNELS)), "synthetic")
         model = cls(SeriesSpec(window=32), params=cls.Params(width=width), settings=FitSettings(epochs=1, seed=0))
     else:
-        images = [np.clip(rng.normal(128, 30, (64, 64, 1)), 0, 255).astype(np.uint8) for _ in range(256)]
-        data = ImageSet(ids=[str(i) for i in range(256)], images=images)
+        count = size.train_images
+        images = [np.clip(rng.normal(128, 30, (64, 64, 1)), 0, 255).astype(np.uint8) for _ in range(count)]
+        data = ImageSet(ids=[str(i) for i in range(count)], images=images)
         model = cls(ImageSpec(image_size=64), params=cls.Params(width=width), settings=FitSettings(epochs=1, seed=0))
     model.fit(data)
     return model.save(out)
@@ -177,14 +212,16 @@ def throughput(bootstrap: str, url: str, kind: str, model: str, count: int) -> d
     }
 
 
-def latency(bootstrap: str, url: str, kind: str, model: str, rate: float, seconds: float) -> dict:
+def latency(
+    bootstrap: str, url: str, kind: str, model: str, rate: float, seconds: float, warmup_s: float = 5.0
+) -> dict:
     """Produce at ``rate`` from another process while scoring; produce-to-stored-row percentiles."""
     topic = _create_topic(bootstrap)
     count = int(rate * seconds)
     scorer = _scorer(bootstrap, url, topic, model, count)
     worker = threading.Thread(target=scorer.run)
     worker.start()
-    time.sleep(5)  # join the group and warm the networks before the clock matters
+    time.sleep(warmup_s)  # join the group and warm the networks before the clock matters
     producer = multiprocessing.get_context("spawn").Process(
         target=_produce, args=(bootstrap, topic, kind, count, rate, 2)
     )
@@ -202,39 +239,54 @@ def latency(bootstrap: str, url: str, kind: str, model: str, rate: float, second
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readings", type=int, default=30000)
-    parser.add_argument("--images", type=int, default=3000)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--bootstrap-servers", default=None)
-    parser.add_argument("--write-docs", action="store_true", help="Replace the section in docs/benchmarks.md.")
-    args = parser.parse_args()
-
+def run(
+    *,
+    size: Size = SIZES["full"],
+    readings: int | None = None,
+    images: int | None = None,
+    seconds: float | None = None,
+    database: str = "postgresql",
+    bootstrap_servers: str | None = None,
+    docs: Path | None = None,
+    command: str = "python -m benchmarks stream",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Each workload's throughput and latency; writes ``stream_e2e.json`` and the docs section."""
     from anomaly.artifact import Manifest
     from anomaly.store.engine import get_engine
     from anomaly.store.registry import register_trained_model
     from anomaly.stream.config import kafka_settings
+    from benchmarks.report import DOCS, raw_folder, write_raw, write_section
+    from benchmarks.system import describe_machine
 
-    bootstrap, _ = kafka_settings(args.bootstrap_servers)
-    counts = {"readings": args.readings, "images": args.images}
-    workloads = [("readings", "readings", 32), ("images", "images", 16), ("images-w32", "images", 32)]
-    results = {}
-    with tempfile.TemporaryDirectory() as folder, _database(args.database) as url:
-        for name, kind, width in workloads:
-            model_dir = _train(kind, Path(folder) / name, width)
+    docs = docs or DOCS
+    bootstrap, _ = kafka_settings(bootstrap_servers)
+    counts = {"readings": readings or size.readings, "images": images or size.images}
+    seconds = seconds or size.seconds
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder, _database(database) as url:
+        for name, kind, width in size.workloads:
+            model_dir = _train(kind, Path(folder) / name, width, size)
             register_trained_model(name, model_dir, Manifest.read(model_dir), engine=get_engine(url))
             load_before = os.getloadavg()[0]
             results[name] = {
                 "kind": kind,
                 "width": width,
                 "throughput": throughput(bootstrap, url, kind, name, counts[kind]),
-                "latency": latency(bootstrap, url, kind, name, TARGETS[kind] / 2, args.seconds),
+                "latency": latency(bootstrap, url, kind, name, TARGETS[kind] / 2, seconds, size.warmup_s),
             }
             results[name]["load_average"] = round((load_before + os.getloadavg()[0]) / 2, 1)
-            print(name, results[name], flush=True)
-    report(results, args)
+            log(f"{name} {results[name]}")
+    raw = {"command": command, "machine": describe_machine(), "database": database, "results": results}
+    write_raw("stream_e2e", raw, raw_folder(docs))
+    write_section(TITLE, render(raw), docs)
+    return raw
+
+
+def rerender(docs: Path | None = None) -> list[str]:
+    from benchmarks import report
+
+    return report.rerender("stream_e2e", TITLE, render, docs or report.DOCS)
 
 
 METHOD = """\
@@ -281,9 +333,10 @@ width 32). Not tried yet: several scorer processes in one group (one per core; t
 already allow it)."""
 
 
-def report(results: dict, args: argparse.Namespace) -> None:
-    from benchmarks.report import machine, table, write_raw, write_section
+def render(raw: dict[str, Any]) -> str:
+    from benchmarks.report import table
 
+    results = raw["results"]
     rows = []
     for result in results.values():
         kind, t, lat = result["kind"], result["throughput"], result["latency"]
@@ -298,13 +351,13 @@ def report(results: dict, args: argparse.Namespace) -> None:
                 f"{lat['rate']:,.0f}/s",
                 f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} s",
                 "yes" if met else "no",
+                result["load_average"],
             ]
         )
-    body = "\n\n".join(
+    return "\n\n".join(
         [
-            f"Command ({machine()}, {args.database} store, local broker from scripts/kafka.sh):",
-            f"    python -m benchmarks.stream_e2e --readings {args.readings} --images {args.images} "
-            f"--seconds {args.seconds:g} --database {args.database} --write-docs",
+            f"Command ({raw['machine']}, {raw['database']} store, local broker from scripts/kafka.sh):",
+            f"    {raw['command']}",
             METHOD,
             table(
                 [
@@ -317,16 +370,8 @@ def report(results: dict, args: argparse.Namespace) -> None:
                     "targets met (≥ target, p99 < 2 s)",
                     "load average",
                 ],
-                [row + [results[name]["load_average"]] for row, name in zip(rows, results)],
+                rows,
             ),
             ANALYSIS,
         ]
     )
-    print(body)
-    write_raw("stream_e2e", {"machine": machine(), "database": args.database, "results": results})
-    if args.write_docs:
-        write_section("Stream: end to end", body)
-
-
-if __name__ == "__main__":
-    main()

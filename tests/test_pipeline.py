@@ -157,7 +157,7 @@ def test_unset_width_is_chosen_per_input_without_touching_the_callers_params() -
     "modality, scored_by", [("image", ("latent", "reconstruction", "discriminator")), ("series", ("reconstruction",))]
 )
 def test_ganomaly_scores_each_input_by_its_chosen_components(modality: str, scored_by: tuple[str, ...]) -> None:
-    """Images by all three components, series by reconstruction (docs/benchmarks.md, "Image defaults", "Defaults")."""
+    """Images by all three components, series by reconstruction (docs/decisions/0002 and 0001)."""
     from anomaly.plugins import registry
     from anomaly.testing import make_data, make_spec
 

@@ -21,8 +21,8 @@ from anomaly.params import option
 # Default network width per modality when a detector's ``width`` is left unset. Images: 16 scores
 # 64x64 images about 3x faster than 32 on a 2-core CPU (the 300 images/s target), and wider networks
 # did not score magnetic_tile better (0.61-0.62 AUROC at 16 here, 0.63-0.64 at 64 in the shared GPU
-# findings); series: 32 separates anomalies better on every score component (docs/benchmarks.md,
-# "Defaults").
+# findings); series: 32 separates anomalies better on every score component
+# (docs/decisions/0001-series-score-and-network-widths.md).
 DEFAULT_WIDTH = {"image": 16, "series": 32}
 
 # Network size bounds, checked before anything is built: ``width`` and ``latent`` come from the

@@ -35,12 +35,13 @@ class GANomaly(KerasDetector):
     description = "GANomaly: encoder-decoder-encoder GAN; latent, reconstruction and discriminator error"
     components = ("latent", "reconstruction", "discriminator")
     # Images weigh all three components. The latent error alone found defects painted onto magnetic_tile
-    # parts best (`python -m benchmarks image-defaults`) but ranked other digits below the normal one on
-    # digits 0 and 1 (AUROC 0.36 and 0.45 against 0.99 and 0.97 with all three): docs/benchmarks.md, "Image defaults".
+    # parts best (`python -m experiments.image_defaults`) but ranked other digits below the normal one on
+    # digits 0 and 1 (AUROC 0.36 and 0.45 against 0.99 and 0.97 with all three):
+    # docs/decisions/0002-image-tile-pooling-and-score.md.
     default_weights = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0}
     # On sensor windows the latent error is unreliable (AUROC 0.25-0.94 on the benchmark's development
-    # machines, where reconstruction gave 0.83-0.96; `python -m benchmarks defaults`): series score by
-    # reconstruction unless told otherwise.
+    # machines, where reconstruction gave 0.83-0.96; docs/decisions/0001-series-score-and-network-widths.md):
+    # series score by reconstruction unless told otherwise.
     series_weights = {"latent": 0.0, "reconstruction": 1.0, "discriminator": 0.0}
     Params = GANomalyParams
 

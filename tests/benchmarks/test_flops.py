@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.speed import layer_flops  # noqa: E402
+from benchmarks.speed import layer_flops
 
 
 def test_layer_flops_counts_convolutions_transposes_and_dense_layers():

@@ -9,6 +9,10 @@ defect classes a tile inspector names (blowhole, crack, break, uneven surface), 
 image. How well a setting tells each painted copy from its clean original is what the choice
 rests on. The choices it supports: how tile scores pool into an image score, and which of
 GANomaly's components its image score weighs.
+
+    python -m experiments.image_defaults [--docs FILE]
+
+Decided: docs/decisions/0002-image-tile-pooling-and-score.md.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from anomaly.harness import holdout_images
 from anomaly.inputs import POOLS, encode, pool
 from anomaly.threshold import Normaliser
 from benchmarks import datasets, quality
-from benchmarks.report import table, write_raw, write_section
+from benchmarks.report import RAW, raw_folder, table, write_raw, write_section
 from benchmarks.system import describe_machine
+from experiments import cli
 
 SEEDS = (0, 1, 2)
 CONFIG = quality.CONFIGS["small"]
@@ -50,7 +55,7 @@ WEIGHTINGS = {
 DEFECTS = ("scratch", "hole", "patch", "chip")
 
 CHANGED = (
-    "What changed because of it: tile scores pool into the image score by their maximum (the mean of the top 5 "
+    "What changed because of it (docs/decisions/0002-image-tile-pooling-and-score.md): tile scores pool into the image score by their maximum (the mean of the top 5 "
     "before), in the CLI's `--pool` default and the quality suite: the max beat the top-5 mean for every score "
     "and for the autoencoder too. `contrast` pooling came between the two and stays an option. GANomaly's image "
     "score still weighs all three components equally. Its latent error alone did best here, but in a run of the "
@@ -177,13 +182,15 @@ def _mean(rows: list[dict], detector: str, key: str) -> str:
 
 
 def run(
-    docs: Path,
     command: str,
     log: Callable[[str], None],
+    docs: Path | None = None,
     config: quality.Config = CONFIG,
     seeds: tuple[int, ...] = SEEDS,
 ) -> list[dict]:
-    """``config`` and ``seeds`` shrink the sweep for the tests; the docs figures use the defaults."""
+    """Sweep, write ``image_defaults.json`` (beside ``docs`` when given, else docs/benchmarks/) and log the
+    markdown, which ``docs`` also gets as an ``Image defaults`` section. ``config`` and ``seeds`` shrink the
+    sweep for the tests; the recorded figures use the defaults."""
     clock = time.perf_counter()
     rows = _sweep(config, seeds, log)
     body = []
@@ -209,7 +216,13 @@ def run(
             CHANGED,
         ]
     )
-    write_raw("image_defaults", {"command": command, "machine": describe_machine(), "rows": rows}, docs.with_suffix(""))
-    write_section("Image defaults", text, docs)
+    raw = {"command": command, "machine": describe_machine(), "rows": rows}
+    write_raw("image_defaults", raw, raw_folder(docs) if docs else RAW)
+    if docs:
+        write_section("Image defaults", text, docs)
     log(text)
     return rows
+
+
+if __name__ == "__main__":
+    cli.main("image_defaults", __doc__, run)

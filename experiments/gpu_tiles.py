@@ -8,7 +8,9 @@ scores each test image several ways. Every statistic is standardised on held-out
 on the test split. The figures are exploration on the test split, labelled as such: no default is
 chosen from them.
 
-    KERAS_BACKEND=jax python -m benchmarks.gpu_tiles [--epochs 15] [--widths 32 64] [--seeds 0 1 2]
+    KERAS_BACKEND=jax python -m experiments.gpu_tiles [--epochs 15] [--widths 32 64] [--seeds 0 1 2]
+
+What it showed: docs/decisions/0003-ganomaly-at-gpu-scale.md.
 """
 
 from __future__ import annotations

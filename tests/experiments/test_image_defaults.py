@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import image_defaults, quality  # noqa: E402
+from benchmarks import quality
+from experiments import image_defaults
 
 
 @pytest.mark.parametrize("paint", [image_defaults.scratch, image_defaults.hole, image_defaults.chip])
@@ -36,7 +31,7 @@ def test_painted_patch_shifts_a_large_region_one_way() -> None:
 def test_smoke_sweep_fills_every_cell(tmp_path, shared_data) -> None:
     docs = tmp_path / "benchmarks.md"
     rows = image_defaults.run(
-        docs, "python -m benchmarks image-defaults", lambda _: None, config=quality.CONFIGS["smoke"], seeds=(0,)
+        "python -m experiments.image_defaults", lambda _: None, docs, config=quality.CONFIGS["smoke"], seeds=(0,)
     )
     assert [r["detector"] for r in rows] == ["ganomaly", "autoencoder"]
     for row in rows:

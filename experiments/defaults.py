@@ -6,12 +6,17 @@ and two other ASD entities and reports, per score component and network width, h
 separates the labelled test steps. The choice it supports: which components a series score weighs
 and how wide the series networks are. (The full configuration also reports these machines, so its
 figures for them are not independent of the defaults.)
+
+    python -m experiments.defaults [--docs FILE]
+
+Decided: docs/decisions/0001-series-score-and-network-widths.md.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -19,8 +24,9 @@ from sklearn.metrics import roc_auc_score
 from anomaly.detector import FitSettings
 from anomaly.threshold import Normaliser
 from benchmarks import datasets
-from benchmarks.report import table, write_raw, write_section
+from benchmarks.report import RAW, raw_folder, table, write_raw, write_section
 from benchmarks.system import describe_machine
+from experiments import cli
 
 DEVELOPMENT = (("smd", "machine-2-7"), ("smd", "machine-3-4"), ("asd", "omi-2"), ("asd", "omi-3"))
 WIDTHS = (16, 32)
@@ -61,7 +67,9 @@ def _sweep(log: Callable[[str], None]) -> list[dict]:
     return rows
 
 
-def run(docs, command: str, log: Callable[[str], None]) -> None:
+def run(command: str, log: Callable[[str], None], docs: Path | None = None) -> str:
+    """Sweep, write ``defaults.json`` (beside ``docs`` when given, else docs/benchmarks/) and return the
+    markdown; ``docs`` also gets it as a ``Defaults`` section."""
     clock = time.perf_counter()
     rows = _sweep(log)
     columns = [*COMPONENTS, "all three, equal weights"]
@@ -86,7 +94,7 @@ def run(docs, command: str, log: Callable[[str], None]) -> None:
             *body,
             "Mean over the four development sets:",
             table(["width", *columns], means),
-            "What changed because of it: GANomaly scores series by `reconstruction` alone (weights latent 0, "
+            "What changed because of it (docs/decisions/0001-series-score-and-network-widths.md): GANomaly scores series by `reconstruction` alone (weights latent 0, "
             "reconstruction 1, discriminator 0; `--set score_weights=...` still overrides). The latent error, "
             "GANomaly's own score, is unreliable on sensor windows: on machine-3-4 it is at chance at width 32 and "
             "ranks anomalies below normal steps at width 16, and it drags the equal-weights score down with it. "
@@ -95,6 +103,14 @@ def run(docs, command: str, log: Callable[[str], None]) -> None:
             "magnetic_tile and digits figures were already measured at width 16.",
         ]
     )
-    write_raw("defaults", {"command": command, "machine": describe_machine(), "rows": rows})
-    write_section("Defaults", text, docs)
+    write_raw(
+        "defaults", {"command": command, "machine": describe_machine(), "rows": rows}, raw_folder(docs) if docs else RAW
+    )
+    if docs:
+        write_section("Defaults", text, docs)
     log(text)
+    return text
+
+
+if __name__ == "__main__":
+    cli.main("defaults", __doc__, run)

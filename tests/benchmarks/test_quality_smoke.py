@@ -7,23 +7,18 @@ temporary docs file, so running the tests never rewrites the committed docs/benc
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import quality  # noqa: E402
+from benchmarks import quality
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, shared_data) -> tuple[dict, Path]:
     docs = tmp_path_factory.mktemp("docs") / "benchmarks.md"
     result = quality.run(
-        quality.CONFIGS["smoke"], docs=docs, command="python -m benchmarks quality --config smoke", log=lambda _: None
+        quality.CONFIGS["smoke"], docs=docs, command="python -m benchmarks quality --size smoke", log=lambda _: None
     )
     return result, docs
 
@@ -51,7 +46,7 @@ def test_docs_section_and_raw_json_go_to_the_given_path(smoke):
     result, docs = smoke
     text = docs.read_text()
     assert "## Quality suite (smoke)" in text
-    assert "python -m benchmarks quality --config smoke" in text
+    assert "python -m benchmarks quality --size smoke" in text
     header = "| data | detector | AUROC | AUPRC | best F1 | F1@thr |"
     assert header in text
     assert "| data | detector | pixel AUROC | PRO |" in text
