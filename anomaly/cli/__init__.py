@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from anomaly import __version__
 from anomaly.errors import AnomalyError
 from anomaly.extras import missing_extra
+
+if TYPE_CHECKING:
+    from anomaly.plugins import Commands
 
 CONFIG_META = "anomaly.config"
 
@@ -30,7 +33,28 @@ class _Group(click.Group):
     missing optional extra, named with its install command.
 
     The global ``--config`` file is in use for the whole command, the masking of its error included.
+    Plugins' verbs are added on first need (a verb that is not a built-in, the command list of
+    ``--help``), so a built-in command imports no plugin module before it asks for one.
     """
+
+    _plugins: Commands | None = None
+
+    def plugin_commands(self) -> Commands:
+        """Every plugin's verbs, added once, after the built-ins: one whose name is taken is refused and reported."""
+        if self._plugins is None:
+            from anomaly.plugins import add_plugin_commands
+
+            self._plugins = add_plugin_commands(self)
+        return self._plugins
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self.plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.plugin_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
         from anomaly import settings
@@ -104,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

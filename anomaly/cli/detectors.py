@@ -16,10 +16,12 @@ from rich.table import Table
 
 from anomaly.cli.config import config_option, recorded
 from anomaly.errors import AnomalyError, DataError
+from anomaly.extras import missing_extra
 from anomaly.inputs import POOLS, finite
 
 if TYPE_CHECKING:
     from anomaly.artifact import Manifest
+    from anomaly.plugins import PluginRegistry
 
 out = Console()
 err = Console(stderr=True)
@@ -28,12 +30,13 @@ err = Console(stderr=True)
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_command(as_json: bool) -> None:
-    """List detector plugins: where each came from and what input it accepts."""
+    """List detector plugins: where each came from and what input it accepts; decoders, plugin commands, broken ones."""
+    from anomaly.cli import cli
     from anomaly.params import describe_params, option_line
-    from anomaly.plugins import registry
+    from anomaly.plugins import CORE, all_broken, registry
 
     reg = registry()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "distribution": info.distribution,
@@ -45,8 +48,14 @@ def plugins_command(as_json: bool) -> None:
         }
         for name, info in sorted(reg.detectors.items())
     ]
+    found, plugin_commands = _decoders(), cli.plugin_commands()
+    decoders = [{"name": n, "modality": i.modality, "plugin": i.plugin} for n, i in sorted(found.known.items())]
+    commands = [{"name": n, "plugin": i.plugin} for n, i in sorted(plugin_commands.known.items()) if i.plugin != CORE]
+    broken = all_broken(reg, found, plugin_commands)
     if as_json:
-        click.echo(json.dumps({"detectors": rows, "broken": reg.broken}, indent=2))
+        click.echo(
+            json.dumps({"detectors": rows, "decoders": decoders, "commands": commands, "broken": broken}, indent=2)
+        )
         return
     # Plain lines, not a table: a table squeezed into a narrow (or piped, 80-column) terminal wraps mid-word.
     for row in rows:
@@ -55,8 +64,28 @@ def plugins_command(as_json: bool) -> None:
         click.echo("  options (--set KEY=VALUE):")
         for entry in row["options"]:
             click.echo(f"    {option_line(entry)}")
-    for name, reason in sorted(reg.broken.items()):
+    if decoders:
+        click.echo(
+            "stream decoders (--decoder): "
+            + ", ".join(f"{d['name']} ({d['modality']}, {d['plugin']})" for d in decoders)
+        )
+    if commands:
+        click.echo("plugin commands: " + ", ".join(f"{c['name']} ({c['plugin']})" for c in commands))
+    for name, reason in broken.items():
         err.print(f"[red]broken plugin {name}[/red]: {reason}", highlight=False)
+
+
+def _decoders() -> PluginRegistry[Any]:
+    """The stream decoders, or none listed when the extra with their JSON parser (orjson) is not installed."""
+    from anomaly.plugins import PluginRegistry
+
+    try:
+        from anomaly.stream.decode import decoders
+    except ModuleNotFoundError as exc:
+        if missing_extra(exc, "anomaly serve") is None:
+            raise
+        return PluginRegistry()
+    return decoders()
 
 
 def _spec(

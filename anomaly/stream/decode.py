@@ -26,19 +26,20 @@ import io
 import re
 import reprlib
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 import orjson
 from PIL import Image, UnidentifiedImageError
 
-from anomaly import hookspecs
 from anomaly.data.images import decode_image
-from anomaly.errors import DataError, PluginError
+from anomaly.errors import DataError
 from anomaly.inputs import MAX_SERIES_VALUES, ImageSpec, SeriesSpec, Spec
+from anomaly.plugins import PluginRegistry, Source
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -176,17 +177,19 @@ class DecoderInfo:
 
 
 @dataclass
-class Decoders:
+class Decoders(PluginRegistry[DecoderInfo]):
     """Decoders by name, and plugins whose decoders could not be loaded (reported, then skipped)."""
 
-    known: dict[str, DecoderInfo] = field(default_factory=dict)
-    broken: dict[str, str] = field(default_factory=dict)
+    hook: ClassVar[str] = "register_decoders"
+    kind: ClassVar[str] = "message decoder"
 
     def get(self, name: str) -> DecoderInfo:
-        info = self.known.get(name)
-        if info is None:
-            raise PluginError(f"unknown message decoder {name!r} (available: {', '.join(sorted(self.known))})")
-        return info
+        return self.info(name)
+
+    def entry(self, plugin: str, source: Source, name: str, decode: Decoder, modality: str) -> tuple[str, DecoderInfo]:
+        if modality not in ("image", "series"):
+            raise ValueError(f"decoder {name!r}: modality must be 'image' or 'series', not {modality!r}")
+        return name, DecoderInfo(decode, modality, plugin)
 
     def default_for(self, spec: Spec) -> str:
         """The built-in decoder for the model's input, used when ``--decoder`` is not given."""
@@ -459,35 +462,20 @@ def decode_picture(message: Message, context: DecodeContext) -> Picture:
 # ---- the registry ------------------------------------------------------------------------------
 
 
-@hookspecs.hookimpl
-def register_decoders(register: Callable[..., None]) -> None:
-    """The built-in decoders, registered through the hook exactly as a plugin's would be."""
+def register_builtin_decoders(register: Callable[..., None]) -> None:
+    """The built-in decoders, registered through the ``register_decoders`` hook as a plugin's would be
+    (by ``anomaly.plugins``, whose manager must not import this module before it is needed)."""
     register("reading", decode_reading, "series")
     register("image", decode_picture, "image")
 
 
-def build_decoders(extra_plugins: dict[str, object] | None = None) -> Decoders:
+def build_decoders(extra_plugins: Mapping[str, object] | None = None) -> Decoders:
     """Built-ins plus every allowed ``anomaly.detectors`` plugin implementing ``register_decoders``."""
-    import sys
+    from anomaly.plugins import build_plugin_manager, plugin_manager
 
-    from anomaly.plugins import BUILTIN_DISTRIBUTION, call_per_plugin, plugin_modules
-
-    decoders = Decoders()
-
-    def make_register(plugin: str, _dist: tuple[str, str]):
-        def register(decoder_name: str, decode: Decoder, modality: str) -> None:
-            if modality not in ("image", "series"):
-                raise ValueError(f"decoder {decoder_name!r}: modality must be 'image' or 'series'")
-            if decoder_name in decoders.known:
-                raise ValueError(f"decoder name {decoder_name!r} is already registered")
-            decoders.known[decoder_name] = DecoderInfo(decode, modality, plugin)
-
-        return register
-
-    builtin = ("builtin", (BUILTIN_DISTRIBUTION, "-"), sys.modules[__name__])
-    candidates = [builtin, *plugin_modules(decoders.broken, extra_plugins)]
-    call_per_plugin("register_decoders", candidates, decoders.broken, make_register)
-    return decoders
+    found = Decoders()
+    found.fill(plugin_manager() if extra_plugins is None else build_plugin_manager(extra_plugins))
+    return found
 
 
 @lru_cache(maxsize=1)
