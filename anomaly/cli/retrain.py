@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime
 from typing import Any
 
 import click
@@ -83,4 +84,68 @@ def run_command(name: str, progress: bool, as_json: bool) -> None:
         raise AnomalyError(f"retrain of {name} failed: {report.reason}")
 
 
-COMMANDS = [retrain_group]
+@retrain_group.command("schedule")
+@click.argument("name")
+@click.option("--every", help="Interval: 30m, 6h, 1d.")
+@click.option("--cron", help="Crontab line in UTC, e.g. '0 3 * * *'.")
+def schedule_command(name: str, every: str | None, cron: str | None) -> None:
+    """Retrain NAME on a schedule (replacing its schedule, if any); `anomaly scheduler` or `serve --scheduler` runs it."""
+    from anomaly.retrain import schedule
+
+    entry = schedule.add_schedule(name, schedule.trigger_for(every, cron))
+    click.echo(f"{entry.name} retrains on {entry.trigger}; next at {_when(entry.next_run)}")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "never (paused)"
+
+
+@retrain_group.command("schedules")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def schedules_command(as_json: bool) -> None:
+    """List every model's retrain schedule and its next run."""
+    from anomaly.retrain import schedule
+
+    entries = schedule.list_schedules()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(e) for e in entries], default=str))
+        return
+    table = Table("name", "schedule", "next run (UTC)", title="Retrain schedules")
+    for entry in entries:
+        table.add_row(entry.name, entry.trigger, _when(entry.next_run))
+    out.print(table)
+
+
+@retrain_group.command("unschedule")
+@click.argument("name")
+def unschedule_command(name: str) -> None:
+    """Stop retraining NAME on a schedule (a retrain already running finishes)."""
+    from anomaly.retrain import schedule
+
+    schedule.remove_schedule(name)
+    click.echo(f"{name} is no longer retrained on a schedule")
+
+
+@click.command("scheduler")
+@click.option(
+    "--poll", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds between leadership checks."
+)
+def scheduler_command(poll: float) -> None:
+    """Run the retrain schedules until SIGTERM/SIGINT.
+
+    On PostgreSQL any number may run: one holds the schedule, the others wait to take over. On SQLite run one only.
+    """
+    import logging
+    import signal
+    import threading
+
+    from anomaly.retrain import schedule
+
+    logging.getLogger("anomaly").setLevel(logging.INFO)
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    schedule.run_scheduler(stop, poll=poll)
+
+
+COMMANDS = [retrain_group, scheduler_command]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,13 @@ class _ConfiguredCommand(click.Command):
     show_default=True,
     help="Log lines on stderr: JSON records or text for people.",
 )
+@click.option(
+    "--scheduler/--no-scheduler",
+    "run_schedule",
+    default=False,
+    show_default=True,
+    help="Also run the retrain schedules (`anomaly retrain schedule`); on PostgreSQL one replica at a time does.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the closing summary as JSON.")
 def serve_command(
     topics: tuple[str, ...],
@@ -139,6 +147,7 @@ def serve_command(
     store_payload: bool,
     health_timeout: float,
     log_format: str,
+    run_schedule: bool,
     as_json: bool,
 ) -> None:
     """Score every message of the TOPICs once into the store; dead-letter bad ones, alert on anomalies.
@@ -189,6 +198,7 @@ def serve_command(
             "is another scorer running? choose another --metrics-port (0 picks a free one)"
         ) from None
     logging.getLogger(__name__).info("metrics on /metrics and /healthz", extra={"fields": {"port": server.server_port}})
+    schedule_stop = _start_schedule() if run_schedule else None
     try:
         with scorer.signals_stop():
             summary = scorer.run()
@@ -196,6 +206,8 @@ def serve_command(
         raise AnomalyError(f"Kafka at {bootstrap}: {exc}") from None
     finally:
         server.shutdown()
+        if schedule_stop is not None:
+            schedule_stop.set()
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(summary)))
         return
@@ -203,6 +215,15 @@ def serve_command(
         f"consumed {summary.consumed}, scored {summary.scored}, rejected {summary.rejected}, "
         f"anomalies {summary.anomalies} in {summary.seconds:.1f}s"
     )
+
+
+def _start_schedule() -> threading.Event:
+    """Run the retrain schedules beside the scorer; each retrain trains in its own process, so scoring never waits."""
+    from anomaly.retrain.schedule import run_scheduler
+
+    stop = threading.Event()
+    threading.Thread(target=run_scheduler, args=(stop,), name="retrain-scheduler", daemon=True).start()
+    return stop
 
 
 @click.command("produce")

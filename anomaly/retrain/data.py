@@ -78,6 +78,8 @@ def gather(
     rows = _rows(engine, model_ids, config.max_events) if config.data in ("events", "both") and engine else []
     summary["events_read"] = len(rows)
     kept, anomalous = _sort_events(rows, config.contamination, summary)
+    normal: Dataset | None
+    anomalies: Anomalies | None
     if isinstance(spec, SeriesSpec):
         normal, anomalies = _series(spec, source, rows, kept, anomalous, summary)
     else:
@@ -134,7 +136,7 @@ def _rows(engine: Engine, model_ids: list[int], limit: int) -> list[_Row]:
     )
     with Session(engine) as session:
         found = list(session.execute(query))
-    return [_Row(*row[:7]) for row in sorted(found, key=lambda row: (row[7], row[8], row[0]))]
+    return [_Row(*row[:6], payload=row[6] or b"") for row in sorted(found, key=lambda row: (row[7], row[8], row[0]))]
 
 
 def _sort_events(rows: list[_Row], contamination: float, summary: dict[str, Any]) -> tuple[set[int], set[int]]:
