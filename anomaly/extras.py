@@ -18,6 +18,10 @@ _EXTRAS = {
     "psycopg": ("postgres", "the PostgreSQL driver"),
     "kafka": ("stream", "the Kafka client"),
     "prometheus_client": ("stream", "the Prometheus client"),
+    "flask": ("ui", "the review web pages"),
+    "flask_wtf": ("ui", "the review web pages"),
+    "waitress": ("ui", "the review web pages"),
+    "jinja2": ("ui", "the HTML templates"),
 }
 
 

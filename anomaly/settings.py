@@ -30,7 +30,7 @@ CONFIG_FILE = "anomaly.toml"
 DEFAULT_URL = "sqlite:///anomaly.db"
 DEFAULT_BOOTSTRAP = "127.0.0.1:59092"  # scripts/kafka.sh's broker
 # Keys whose values never show: the database URL carries its password.
-SECRET_KEYS = frozenset({"database.url", "kafka.sasl_plain_password", "kafka.ssl_password"})
+SECRET_KEYS = frozenset({"database.url", "kafka.sasl_plain_password", "kafka.ssl_password", "ui.token"})
 _ENV_NAMES = {"kafka.bootstrap_servers": "ANOMALY_KAFKA_BOOTSTRAP"}
 
 _explicit_path: ContextVar[Path | None] = ContextVar("anomaly_config_path", default=None)
@@ -112,6 +112,14 @@ class RetrainConfig(_Table):
     misfire_grace_time: PositiveInt = 600
 
 
+class UiConfig(_Table):
+    """``[ui]``: where ``anomaly ui`` listens, and the token that allows labelling (none: read-only)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=0, le=65535)
+    token: SecretStr | None = None
+
+
 def env_names(key: str) -> tuple[str, ...]:
     """The variables that set ``key`` (``table.name``): its own, and ``..._FILE`` for a secret."""
     name = _ENV_NAMES.get(key, "ANOMALY_" + key.replace(".", "_").upper())
@@ -171,6 +179,7 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     kafka: KafkaConfig = KafkaConfig()
     serve: ServeConfig = ServeConfig()
+    ui: UiConfig = UiConfig()
     retrain: RetrainConfig = RetrainConfig()
 
     @classmethod

@@ -109,9 +109,9 @@ def _quiet_tensorflow(verbose: int) -> None:
 
 
 def _register_commands() -> None:
-    from anomaly.cli import detectors, settings, store, stream
+    from anomaly.cli import detectors, settings, store, stream, ui
 
-    for command in detectors.COMMANDS + store.COMMANDS + stream.COMMANDS + settings.COMMANDS:
+    for command in detectors.COMMANDS + store.COMMANDS + stream.COMMANDS + settings.COMMANDS + ui.COMMANDS:
         cli.add_command(command)
     from anomaly.cli import retrain
 

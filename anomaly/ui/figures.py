@@ -1,0 +1,122 @@
+"""The figures of the review page and the report, drawn by matplotlib as PNG bytes.
+
+matplotlib's ``Figure`` is used directly, not pyplot: no global state, so the web server's threads
+can draw at once, and no display is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from anomaly.maps import save_picture
+
+THRESHOLD_COLOUR = "#b00020"
+
+
+def png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def data_uri(picture: bytes) -> str:
+    """A PNG as a ``data:`` URI, so a report is one file that opens anywhere."""
+    return "data:image/png;base64," + base64.b64encode(picture).decode("ascii")
+
+
+def histogram(groups: Mapping[str, Sequence[float]], threshold: float | None, title: str = "") -> bytes:
+    """Score histograms of each group on shared bins, with the threshold as a vertical line."""
+    fig = Figure(figsize=(7, 3.2), dpi=100)
+    ax = fig.subplots()
+    values = [np.asarray(v, float) for v in groups.values() if len(v)]
+    if values:
+        pooled = np.concatenate(values)
+        bins = np.histogram_bin_edges(pooled[np.isfinite(pooled)], bins=40)
+        for label, scores in groups.items():
+            if len(scores):
+                ax.hist(np.asarray(scores, float), bins=bins.tolist(), alpha=0.6, label=f"{label} ({len(scores)})")
+    if threshold is not None:
+        ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("score")
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+    return png(fig)
+
+
+def series(
+    times: Sequence[datetime | int],
+    readings: np.ndarray,
+    scores: Sequence[float],
+    threshold: float,
+    *,
+    marked: datetime | int | None = None,
+    channels: Sequence[str] | None = None,
+    title: str = "",
+) -> bytes:
+    """The channels of a sensor window over time above its score and the threshold; ``marked`` is the event."""
+    fig = Figure(figsize=(9, 5), dpi=100)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    readings = np.asarray(readings, float).reshape(len(times), -1)
+    for c in range(readings.shape[1]):
+        top.plot(times, readings[:, c], label=channels[c] if channels else f"channel {c}")
+    top.set_ylabel("reading")
+    top.legend(loc="upper left", fontsize="small")
+    bottom.plot(times, scores, color="black", marker=".", label="score")
+    bottom.axhline(threshold, color=THRESHOLD_COLOUR, linestyle="--", label=f"threshold {threshold:.3g}")
+    bottom.set_ylabel("score")
+    bottom.legend(loc="upper left", fontsize="small")
+    if marked is not None:
+        for ax in (top, bottom):
+            ax.axvline(marked, color="#ff9800", linewidth=2, alpha=0.7)
+    top.set_title(title)
+    fig.autofmt_xdate()
+    return png(fig)
+
+
+def overlay(
+    image: np.ndarray,
+    anomaly_map: np.ndarray,
+    *,
+    scale: float,
+    score: float,
+    threshold: float,
+    mask: np.ndarray | None = None,
+    title: str = "",
+) -> bytes:
+    """``anomaly.maps``'s picture of the part beside its heat map, as bytes instead of a file."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = save_picture(
+            Path(folder) / "map.png",
+            image,
+            anomaly_map,
+            scale=scale,
+            score=score,
+            threshold=threshold,
+            mask=mask,
+            title=title,
+        )
+        return path.read_bytes()
+
+
+def curve(x: np.ndarray, y: np.ndarray, *, xlabel: str, ylabel: str, title: str, diagonal: bool = False) -> bytes:
+    """One ROC or precision-recall curve."""
+    fig = Figure(figsize=(4.2, 4), dpi=100)
+    ax = fig.subplots()
+    ax.plot(x, y, color="#1565c0")
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return png(fig)

@@ -1,0 +1,68 @@
+"""What an event's stored payload shows: the image it was, or the readings it held, and the heat map.
+
+The events table keeps the message as it came (image bytes, or the reading's JSON), not the anomaly
+map: the map is recomputed on demand by scoring the stored image again with the model version that
+flagged it. Loaded models are kept, a few at a time, since loading one takes seconds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from anomaly.artifact import MANIFEST
+from anomaly.data.images import ImageSet, decode_image
+from anomaly.detector import Detector
+from anomaly.errors import AnomalyError, DataError
+from anomaly.plugins import load_model
+from anomaly.stream.decode import IMAGE_FORMATS
+
+IMAGE_TYPES = ("image/png", "image/jpeg")
+
+
+def is_image(content_type: str | None) -> bool:
+    return content_type in IMAGE_TYPES
+
+
+def image(payload: bytes) -> np.ndarray:
+    """The stored picture as (H, W, C) uint8, read only by the parsers the stream accepts."""
+    return decode_image(payload, "payload", formats=IMAGE_FORMATS)
+
+
+def readings(payload: bytes | None) -> np.ndarray | None:
+    """The reading(s) of a sensor message, (rows, channels); None when it holds no readable ``values``."""
+    if payload is None:
+        return None
+    try:
+        values = orjson.loads(payload).get("values")
+        rows = np.asarray(values if values and isinstance(values[0], list) else [values], float)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return None
+    return rows if rows.ndim == 2 and rows.size else None
+
+
+@lru_cache(maxsize=4)
+def _detector(artifact: str, stamp: float) -> Detector:
+    return load_model(Path(artifact))
+
+
+def detector(artifact: str) -> Detector:
+    """The model folder, loaded once per change of its manifest (a retrained folder is reloaded)."""
+    manifest = Path(artifact) / MANIFEST
+    try:
+        stamp = manifest.stat().st_mtime
+    except OSError:
+        raise DataError(f"model folder {artifact} is not there any more") from None
+    return _detector(artifact, stamp)
+
+
+def anomaly_map(artifact: str, picture: np.ndarray) -> tuple[np.ndarray, float]:
+    """The picture's anomaly map from the model at ``artifact``, and the map value drawn as full heat."""
+    model = detector(artifact)
+    scores = model.score(ImageSet(ids=["event"], images=[picture]), maps=True)
+    if scores.maps is None:
+        raise AnomalyError(f"the detector {model.name!r} gives no anomaly maps")
+    return scores.maps[0], model.map_scale or 1.0
