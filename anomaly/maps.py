@@ -77,17 +77,19 @@ def picture_name(item_id: str) -> str:
 
 def write_pictures(folder: Path, data: ImageSet, scores: Scores, scale: float) -> list[Path]:
     """One picture per scored image of ``data`` (``scores`` from ``Detector.score(..., maps=True)``)."""
+    if scores.maps is None:
+        raise ValueError("write_pictures needs the scores' maps: score with maps=True")
     masks = data.masks or [None] * len(data)
     return [
         save_picture(
             folder / picture_name(result.id),
             image,
-            result.anomaly_map,
+            anomaly_map,
             scale=scale,
             score=result.score,
             threshold=result.threshold,
             mask=mask,
             title=result.id,
         )
-        for image, mask, result in zip(data.images, masks, scores)
+        for image, mask, result, anomaly_map in zip(data.images, masks, scores, scores.maps)
     ]

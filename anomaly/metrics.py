@@ -85,6 +85,7 @@ class PixelRanking:
         """Pixel AUROC, PRO up to ``max_fpr`` (normalised) and pixel counts over ``images`` (default: all)."""
         if not 0 < max_fpr <= 1:
             raise DataError(f"max_fpr must be in (0, 1] (got {max_fpr})")
+        keep: slice | np.ndarray
         if images is None:
             keep = slice(None)
             regions = int(self.regions.sum())

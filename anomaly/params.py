@@ -133,7 +133,7 @@ def check_params(params: Any, components: tuple[str, ...] = ()) -> None:
             _check_range(f.name, value, meta)
 
 
-def _check_range(name: str, value: float, meta: typing.Mapping[str, Any]) -> None:
+def _check_range(name: str, value: numbers.Real, meta: typing.Mapping[str, Any]) -> None:
     low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
     if (
         not math.isfinite(value)

@@ -11,6 +11,7 @@ missing certificate file is one line naming the key and where it came from, befo
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,12 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, FilePath, PositiveInt, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from anomaly.errors import AnomalyError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 CONFIG_ENV = "ANOMALY_CONFIG"
 CONFIG_FILE = "anomaly.toml"
@@ -128,7 +133,10 @@ def env_names(key: str) -> tuple[str, ...]:
 
 def keys() -> list[str]:
     """Every configuration key, ``table.name``, in the order the reference lists them."""
-    return [f"{table}.{name}" for table, info in Settings.model_fields.items() for name in info.annotation.model_fields]
+    # Each table's default is an instance of its model, so its type holds the table's fields.
+    return [
+        f"{table}.{name}" for table, info in Settings.model_fields.items() for name in type(info.default).model_fields
+    ]
 
 
 def _env_values() -> dict[str, tuple[str, str]]:
@@ -145,8 +153,10 @@ def _env_values() -> dict[str, tuple[str, str]]:
             path = Path(os.environ[name])
             try:
                 found[key] = (path.read_text(encoding="utf-8").rstrip("\r\n"), f"env file {name}")
-            except (OSError, UnicodeDecodeError) as exc:
+            except OSError as exc:
                 raise AnomalyError(f"{name} names {path}, which cannot be read ({exc.strerror or exc})") from None
+            except UnicodeDecodeError as exc:
+                raise AnomalyError(f"{name} names {path}, which cannot be read ({exc})") from None
         else:
             found[key] = (os.environ[name], f"env {name}")
     return found

@@ -64,6 +64,7 @@ class Calibration:
         if self.method == "percentile":
             return float(np.percentile(normal, self.percentile))
         if self.method == "fpr":
+            assert self.target_fpr is not None  # __post_init__ refuses the fpr method without one
             return float(np.quantile(normal, 1.0 - self.target_fpr))
         if anomalous is None or len(anomalous) == 0:
             raise AnomalyError("the f1 threshold method needs labelled anomalies for calibration")

@@ -10,14 +10,19 @@ repeats a run.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import tomllib
 import yaml
 
 from anomaly.errors import AnomalyError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 MANIFEST = "manifest.json"
 

@@ -172,6 +172,15 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_secret_file_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "password").write_bytes(b"\xff\xfe\x00binary")
+    assert_one_error_line(
+        run_anomaly("config", "show", cwd=tmp_path, env={"ANOMALY_KAFKA_SSL_PASSWORD_FILE": "password"}),
+        "ANOMALY_KAFKA_SSL_PASSWORD_FILE names password, which cannot be read",
+        "can't decode byte 0xff",
+    )
+
+
 def test_config_show_prints_no_secret(tmp_path: Path) -> None:
     (tmp_path / "key-pw").write_text(KEY_SECRET)
     (tmp_path / "anomaly.toml").write_text(
