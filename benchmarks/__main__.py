@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.docs is None and args.size == "smoke":
         temporary = tempfile.mkdtemp(prefix="benchmarks-smoke-")
         args.docs = Path(temporary) / "benchmarks.md"
-    docs = args.docs or Path(os.environ.get("BENCHMARKS_DOCS", DOCS))
+    docs = args.docs or DOCS
     _run(args, docs, command)
     if temporary:
         _log(f"smoke run: wrote {docs}")

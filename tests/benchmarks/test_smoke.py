@@ -134,3 +134,11 @@ def test_smoke_without_docs_never_writes_the_committed_docs(monkeypatch, capsys)
     benchmarks_main.main(["store", "--size", "smoke"])
     assert written and written[0] != DOCS and written[0].name == "benchmarks.md"
     assert str(written[0]) in capsys.readouterr().out
+
+
+def test_every_suite_takes_a_smoke_size() -> None:
+    parser = benchmarks_main._parser()
+    for suite in ("quality", "speed", "stream", "store", "detectors"):
+        assert parser.parse_args([suite, "--size", "smoke"]).size == "smoke", suite
+    # The quality suite's older option name, which the commands of earlier runs in the docs use.
+    assert parser.parse_args(["quality", "--config", "smoke"]).size == "smoke"
