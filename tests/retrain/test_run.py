@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from anomaly.retrain import run
 from anomaly.settings import RetrainConfig
-from anomaly.store.registry import ModelRecord, active_model
+from anomaly.store.registry import ModelRecord, active_model, list_models
 from anomaly.store.schema import TrainingRun
 from tests.conftest import write_series
 from tests.retrain.conftest import series_manifest
@@ -52,6 +52,23 @@ def test_a_dead_training_process_is_a_failed_run_and_the_champion_serves_on(
     (row,) = _runs(engine)
     assert (row.status, row.error) == ("failed", reason)
     assert active_model("pump", engine=engine) == champion
+
+
+def test_a_worse_challenger_is_registered_but_rejected_with_its_reason_in_one_row(
+    engine: Engine, champion: ModelRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "WORKER_MODULE", "tests.retrain.misbehaving_worker")
+    monkeypatch.setenv("RETRAIN_TEST_DEATH", "worse")
+    report = run.retrain("pump", trigger="scheduled", config=RetrainConfig(fpr_margin=0.01), engine=engine)
+
+    assert (report.decision, report.challenger_version) == ("rejected", 2)
+    assert report.reason == "FPR 0.400 vs 0.050: worse than the champion by more than the margin 0.01"
+    (row,) = _runs(engine)  # the registry's own row for version 2 was folded into the run's
+    assert (row.status, row.decision, row.reason) == ("succeeded", "rejected", report.reason)
+    assert row.metrics == {"champion": report.metrics["champion"], "challenger": report.metrics["challenger"]}
+    assert row.data_summary == {"train_items": 80, "evaluation_items": 20, "champion_version": 1}
+    assert active_model("pump", engine=engine) == champion
+    assert [m.status for m in list_models("pump", engine=engine)] == ["candidate", "active"]
 
 
 def test_the_memory_cap_fails_the_run_not_the_caller(
