@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ def retrain(
     model_ids = [m.id for m in registry.list_models(name, engine=engine)]
     started = utcnow()
     with Session(engine) as session, session.begin():
+        _abandon_stale(session, name, config, started)
         row = TrainingRun(
             model_name=name,
             trigger=trigger,
@@ -99,6 +100,24 @@ def retrain(
         raise
     report.seconds = (utcnow() - started).total_seconds()
     return report
+
+
+def _abandon_stale(session: Session, name: str, config: RetrainConfig, now: datetime) -> None:
+    """Fail the name's runs still ``running`` past the time limit: the process that ran them is gone.
+
+    A live run's worker is killed at the time limit and its row finished, so such a row is left by a
+    scheduler or ``anomaly retrain`` that died itself; without this it would read ``running`` forever.
+    """
+    reason = "abandoned: the process running it ended before recording an outcome"
+    session.execute(
+        update(TrainingRun)
+        .where(
+            TrainingRun.model_name == name,
+            TrainingRun.status == "running",
+            TrainingRun.started_at < now - timedelta(seconds=config.time_limit + 60),
+        )
+        .values(status="failed", decision="failed", reason=reason, error=reason, finished_at=now)
+    )
 
 
 def _out_dir(champion: registry.ModelRecord, config: RetrainConfig, started: datetime) -> Path:

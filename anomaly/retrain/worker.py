@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,18 @@ def _fit_settings(manifest_settings: dict[str, Any], epochs: int | None) -> Any:
 
 
 def limit(nice: int, memory_limit_mb: int | None) -> None:
-    """Lower this process's priority and cap its address space, before TensorFlow is imported.
+    """Lower this process's priority and cap its address space, before TensorFlow is imported; die with the parent.
 
     Over the cap an allocation fails (a MemoryError, recorded as this run's failure) rather than
     the machine's scorers being pushed into swap or the kernel's out-of-memory killer.
     """
     import resource
 
+    if sys.platform == "linux":
+        import ctypes
+
+        # PR_SET_PDEATHSIG: die with the scheduler or command that started this, never train on orphaned.
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
     os.nice(nice)
     if memory_limit_mb is not None:
         cap = memory_limit_mb * 2**20

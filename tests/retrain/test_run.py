@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from anomaly.retrain import run
 from anomaly.settings import RetrainConfig
 from anomaly.store.registry import ModelRecord, active_model, list_models
-from anomaly.store.schema import TrainingRun
+from anomaly.store.schema import TrainingRun, utcnow
 from tests.conftest import write_series
 from tests.retrain.conftest import series_manifest
 
@@ -52,6 +53,24 @@ def test_a_dead_training_process_is_a_failed_run_and_the_champion_serves_on(
     (row,) = _runs(engine)
     assert (row.status, row.error) == ("failed", reason)
     assert active_model("pump", engine=engine) == champion
+
+
+def test_a_run_left_running_past_the_time_limit_is_failed_by_the_next(
+    engine: Engine, champion: ModelRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "WORKER_MODULE", "tests.retrain.misbehaving_worker")
+    monkeypatch.setenv("RETRAIN_TEST_DEATH", "exit")
+    with Session(engine) as session, session.begin():
+        started = utcnow() - timedelta(seconds=120)
+        session.add(TrainingRun(model_name="pump", trigger="scheduled", started_at=started, status="running"))
+    run.retrain("pump", trigger="scheduled", config=RetrainConfig(time_limit=30), engine=engine)
+
+    stale, latest = sorted(_runs(engine), key=lambda r: r.id)
+    assert (stale.status, stale.error) == (
+        "failed",
+        "abandoned: the process running it ended before recording an outcome",
+    )
+    assert latest.status == "failed"
 
 
 def test_a_worse_challenger_is_registered_but_rejected_with_its_reason_in_one_row(
