@@ -142,7 +142,7 @@ def test_iforest_numpy_scores_are_scikit_learns() -> None:
     """The forest is scored from its saved arrays by hand-written numpy: it must be the estimator's own score."""
     from sklearn.ensemble import IsolationForest
 
-    from anomaly_plugins.baselines.iforest import Forest
+    from anomaly_plugins.baselines.iforest.detector import Forest
 
     rng = np.random.default_rng(0)
     train, test = rng.normal(size=(300, 12)), rng.normal(scale=2, size=(200, 12))

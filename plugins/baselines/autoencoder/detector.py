@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from anomaly import harness
-from anomaly.hookspecs import hookimpl
 from anomaly.keras.detector import MAX_LATENT, GANParams, KerasDetector
 from anomaly.params import option
 
@@ -66,8 +65,3 @@ class Autoencoder(KerasDetector):
         """Held-out L1 reconstruction, the loss it trains on, drives early stopping."""
         comps, _ = harness.components(self, x, want_maps=False)
         return float(np.mean(comps["reconstruction"]))
-
-
-@hookimpl
-def register_detectors(register) -> None:
-    register(Autoencoder)

@@ -14,7 +14,6 @@ import numpy as np
 
 from anomaly.detector import Detector
 from anomaly.errors import ArtifactError
-from anomaly.hookspecs import hookimpl
 from anomaly.params import option
 from anomaly_plugins.baselines.arrays import Layout, load_arrays, save_arrays
 
@@ -74,8 +73,3 @@ class PCA(Detector):
                 f"{features} values"
             )
         self.basis, self.mean = basis, mean
-
-
-@hookimpl
-def register_detectors(register) -> None:
-    register(PCA)

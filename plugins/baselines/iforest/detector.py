@@ -19,7 +19,6 @@ import numpy as np
 
 from anomaly.detector import Detector
 from anomaly.errors import ArtifactError
-from anomaly.hookspecs import hookimpl
 from anomaly.params import option
 from anomaly_plugins.baselines.arrays import Layout, load_arrays, save_arrays
 
@@ -179,8 +178,3 @@ class IsolationForest(Detector):
         forest = Forest(**load_arrays(directory, STATE, LAYOUT))
         forest.check(self.params.trees, int(np.prod(self.spec.sample_shape)), directory / STATE)
         self.forest = forest
-
-
-@hookimpl
-def register_detectors(register) -> None:
-    register(IsolationForest)
