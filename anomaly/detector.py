@@ -171,8 +171,7 @@ class Detector(ABC):
         A series is scored at every step (its window ending there) unless ``stride`` asks for
         every n-th: the training stride only thins out training windows.
         """
-        self._require_fitted()
-        return harness.score(self, as_dataset(data), maps=maps, stride=stride, threshold=self.threshold)
+        return harness.score(self, as_dataset(data), maps=maps, stride=stride, threshold=self._fitted_threshold())
 
     def decision_function(self, x: Dataset | np.ndarray) -> np.ndarray:
         """Anomaly scores, PyOD's way: one per image, or one per series step that ends a full window."""
@@ -188,12 +187,13 @@ class Detector(ABC):
         A stream keeps each source's recent readings itself and hands over one window per message;
         this scores them as they are instead of laying them end to end and cutting them again.
         """
-        self._require_fitted()
-        return harness.score_windows(self, raw_windows)
+        return harness.score_windows(self, raw_windows, threshold=self._fitted_threshold())
 
-    def _require_fitted(self) -> None:
+    def _fitted_threshold(self) -> float:
+        """The calibrated threshold; a detector that was neither fitted nor loaded has none and cannot score."""
         if self.normaliser is None or self.threshold is None:
             raise AnomalyError(f"detector {self.name!r} must be fitted or loaded before scoring")
+        return self.threshold
 
     def manifest(self) -> Manifest:
         if self.threshold is None or self.normaliser is None or self.training is None or self.spec is None:

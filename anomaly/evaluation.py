@@ -26,14 +26,15 @@ PIXEL_RESOLUTION = "maps and masks at the network's input resolution (tiled: sho
 def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_class: str = "good") -> dict[str, Any]:
     model = load_model(model_dir)
     data = load_dataset(data_path, split=split, normal_class=normal_class, with_masks=True)
-    if data.labels is None:
-        raise DataError(f"{data_path}: no labels found (need a '{normal_class}' folder, a label column or labels file)")
     excluded = 0
     if isinstance(data, ImageSet):
         trained = set(model.training.data.trained_ids if model.training and model.training.data else [])
         keep = [i for i, item_id in enumerate(data.ids) if item_id not in trained]
         excluded = len(data) - len(keep)
         data = data.subset(keep)
+    labels = data.labels
+    if labels is None:
+        raise DataError(f"{data_path}: no labels found (need a '{normal_class}' folder, a label column or labels file)")
     want_maps = isinstance(data, ImageSet) and has_masks(data)
     scores = model.score(data, maps=want_maps, stride=1)
     if not np.isfinite(scores.scores).all():
@@ -41,15 +42,16 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
             f"{model_dir}: {int((~np.isfinite(scores.scores)).sum())} of {len(scores)} item(s) got no "
             "finite score; the model's networks give NaN or infinity on this data: retrain the model"
         )
+    kinds: np.ndarray | None
     if isinstance(data, ImageSet):
-        labels, kinds = data.labels, np.asarray(data.kinds)
+        kinds = np.asarray(data.kinds)
     else:
-        labels, kinds = data.labels[scores.steps], None
-    results = {"all": detection_metrics(labels, scores.scores, model.threshold)}
+        labels, kinds = labels[scores.steps], None
+    results = {"all": detection_metrics(labels, scores.scores, scores.threshold)}
     if kinds is not None:
         for kind in sorted(set(kinds[labels == 1])):
             pick = (labels == 0) | (kinds == kind)
-            results[kind] = detection_metrics(labels[pick], scores.scores[pick], model.threshold)
+            results[kind] = detection_metrics(labels[pick], scores.scores[pick], scores.threshold)
     report = {
         "detector": model.name,
         "model": str(model_dir),
@@ -57,7 +59,7 @@ def evaluate(model_dir: Path, data_path: Path, *, split: str = "test", normal_cl
         "excluded_training_items": excluded,
         "results": results,
     }
-    if want_maps and scores.maps is not None:
+    if want_maps and scores.maps is not None and isinstance(data, ImageSet) and isinstance(model.spec, ImageSpec):
         for subset, metrics in pixel_results(model.spec, data, scores.maps).items():
             results[subset].update(metrics)
         report["pixel_resolution"] = PIXEL_RESOLUTION
@@ -90,7 +92,7 @@ def pixel_results(spec: ImageSpec, data: ImageSet, maps: list[np.ndarray]) -> di
         if mask is None:
             mask = np.zeros(shape, bool)
         else:
-            mask = np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.NEAREST), bool)
+            mask = np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.Resampling.NEAREST), bool)
         kept.append(i)
         sized_maps.append(resize_map(anomaly_map, shape))
         sized_masks.append(mask)

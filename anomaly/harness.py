@@ -22,7 +22,18 @@ from anomaly.artifact import DataSource, Training
 from anomaly.data.images import ImageSet
 from anomaly.data.series import SeriesSet
 from anomaly.errors import AnomalyError, DataError
-from anomaly.inputs import ImageSpec, Samples, SeriesSpec, encode, finite, fit_spec, pool, standardise, stitch_maps
+from anomaly.inputs import (
+    ImageSpec,
+    Samples,
+    SeriesSpec,
+    Spec,
+    encode,
+    finite,
+    fit_spec,
+    pool,
+    standardise,
+    stitch_maps,
+)
 from anomaly.scores import Scores
 from anomaly.threshold import Calibration, Normaliser
 
@@ -65,15 +76,17 @@ def fit(
     given = train
     if validation is None:
         train, validation = holdout(detector, train)
-    detector.spec = fit_spec(detector.spec, train)
-    train_x = encode(detector.spec, train).x
-    val_samples = encode(detector.spec, validation)
+    if detector.spec is None:
+        raise AnomalyError(f"detector {detector.name!r} has no input spec: prepare it before fitting")
+    spec = detector.spec = fit_spec(detector.spec, train)
+    train_x = encode(spec, train).x
+    val_samples = encode(spec, validation)
     if len(train_x) < 2:
         raise DataError("need at least two training samples after preprocessing")
     detector.planned_steps = settings.epochs * steps_per_epoch(len(train_x), settings.batch_size)
     detector.build()
     history, best_epoch = _train(detector, train_x, val_samples.x, progress)
-    _calibrate(detector, val_samples, anomalies)
+    _calibrate(detector, spec, val_samples, anomalies)
     detector.training = Training(
         started_at=started,
         finished_at=datetime.now(timezone.utc),
@@ -225,8 +238,7 @@ def _check_components(detector: Detector, comps: dict[str, Any], count: int) -> 
             )
 
 
-def _calibrate(detector: Detector, val: Samples, anomalies: Dataset | None) -> None:
-    spec = detector.spec
+def _calibrate(detector: Detector, spec: Spec, val: Samples, anomalies: Dataset | None) -> None:
     comps, maps = components(detector, val.x, want_maps=spec.modality == "image")
     if maps is not None:
         # The residual a normal part rarely exceeds: anomaly-map pictures use it as full heat.
@@ -253,10 +265,10 @@ def _calibrate(detector: Detector, val: Samples, anomalies: Dataset | None) -> N
 
 def score(detector: Detector, data: Dataset, *, maps: bool, stride: int | None, threshold: float) -> Scores:
     """Per-item scores: tiles pooled into their image, a series scored at each window's last step."""
-    spec = detector.spec
+    spec, normaliser = _fitted(detector)
     samples = encode(spec, data, stride or 1)
-    comps, raw_maps = components(detector, samples.x, want_maps=maps and spec.modality == "image")
-    combined = detector.normaliser.combine(comps)
+    comps, raw_maps = components(detector, samples.x, want_maps=maps and isinstance(spec, ImageSpec))
+    combined = normaliser.combine(comps)
     if isinstance(spec, ImageSpec) and spec.tile:
         how, k = spec.pool, spec.top_k
         item_scores = pool(combined, samples.owner, samples.count, how, k)
@@ -268,15 +280,15 @@ def score(detector: Detector, data: Dataset, *, maps: bool, stride: int | None, 
         ids = [data.ids[s] for s in steps]
     else:
         steps, ids = None, list(data.ids)
-    item_maps = stitch_maps(spec, raw_maps, samples) if raw_maps is not None else None
+    item_maps = stitch_maps(spec, raw_maps, samples) if raw_maps is not None and isinstance(spec, ImageSpec) else None
     return Scores(
         ids=ids, scores=item_scores, components=item_components, threshold=threshold, maps=item_maps, steps=steps
     )
 
 
-def score_windows(detector: Detector, raw_windows: np.ndarray) -> Scores:
+def score_windows(detector: Detector, raw_windows: np.ndarray, *, threshold: float) -> Scores:
     """Windows a caller has already cut, (N, window, channels) of raw readings; ids are positions."""
-    spec = detector.spec
+    spec, normaliser = _fitted(detector)
     if not isinstance(spec, SeriesSpec):
         raise DataError("this model scores images, but the input is series windows")
     if raw_windows.ndim != 3 or raw_windows.shape[1:] != (spec.window, spec.channels):
@@ -284,7 +296,14 @@ def score_windows(detector: Detector, raw_windows: np.ndarray) -> Scores:
     comps, _ = components(detector, standardise(spec, raw_windows), want_maps=False)
     return Scores(
         ids=[str(i) for i in range(len(raw_windows))],
-        scores=detector.normaliser.combine(comps),
+        scores=normaliser.combine(comps),
         components=comps,
-        threshold=detector.threshold,
+        threshold=threshold,
     )
+
+
+def _fitted(detector: Detector) -> tuple[Spec, Normaliser]:
+    """What scoring needs: fit sets the spec, then the normaliser in calibration; load reads both."""
+    if detector.spec is None or detector.normaliser is None:
+        raise AnomalyError(f"detector {detector.name!r} must be fitted or loaded before scoring")
+    return detector.spec, detector.normaliser

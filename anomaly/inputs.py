@@ -238,7 +238,7 @@ def _resize(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (h, w):
         return image
     pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
-    out = np.asarray(pil.resize((w, h), Image.BILINEAR))
+    out = np.asarray(pil.resize((w, h), Image.Resampling.BILINEAR))
     return out[..., None] if out.ndim == 2 else out
 
 
@@ -326,4 +326,4 @@ def resize_map(canvas: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     if canvas.shape == tuple(size_hw):
         return canvas.astype(np.float32)
     pil = Image.fromarray(canvas.astype(np.float32), mode="F")
-    return np.asarray(pil.resize((size_hw[1], size_hw[0]), Image.BILINEAR), dtype=np.float32)
+    return np.asarray(pil.resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR), dtype=np.float32)

@@ -327,6 +327,7 @@ def train_command(
     if calibration_anomalies is not None:
         anomalies = load_dataset(calibration_anomalies, split=split, normal_class=normal_class)
     model.fit(dataset, anomalies=anomalies, progress=progress, source=str(data.resolve()))
+    assert model.training is not None  # fit records how it went
     report = model.training.model_dump(mode="json")
     model.config = recorded(ctx)
     _save(model, out_dir)

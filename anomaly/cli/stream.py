@@ -262,7 +262,7 @@ def produce_command(
 
     if use_digits == (data is not None):
         raise AnomalyError("give either DATA (an image folder or a series file) or --digits")
-    if use_digits:
+    if data is None:  # --digits
         messages = image_messages(digits(), source or "camera")
     elif data.is_dir():
         messages = image_messages(load_images(data), source or "camera")

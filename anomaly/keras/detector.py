@@ -16,6 +16,7 @@ from typing import Any
 from anomaly.artifact import state_file
 from anomaly.detector import Detector
 from anomaly.errors import AnomalyError, ArtifactError
+from anomaly.inputs import Spec
 from anomaly.params import option
 
 # Default network width per modality when a detector's ``width`` is left unset. Images: 16 scores
@@ -81,21 +82,21 @@ class KerasDetector(Detector):
     networks: dict[str, Any]
     xla_min_steps: int = 1000
 
-    def prepare(self, spec: Any) -> None:
+    def prepare(self, spec: Spec) -> None:
         """Fill the network width for the modality and refuse a size that would not fit in memory."""
         super().prepare(spec)
         if getattr(self.params, "width", 0) is None:
             # A copy: the caller's params may configure other detectors, for other inputs, too.
             self.params = dataclasses.replace(self.params, width=DEFAULT_WIDTH[spec.modality])
-        self._check_size()
+        self._check_size(spec)
 
-    def _check_size(self) -> None:
+    def _check_size(self, spec: Spec) -> None:
         """Refuse a width whose widest layer would not fit in memory, before the networks are built.
 
         ``width`` and ``latent`` on their own are bounded by their Params declarations.
         """
         if hasattr(self.params, "width"):
-            shape = self.spec.sample_shape
+            shape = spec.sample_shape
             widest = widest_layer(shape, self.params.width, getattr(self.params, "network", "dense"))
             if widest > MAX_FEATURES:
                 raise AnomalyError(

@@ -87,12 +87,15 @@ def _copy(connection: Connection, target: Table, columns: list[Column], rows: li
     oids_key = f"copy_oids:{target.name}"
     if oids_key not in connection.info:
         probe = connection.execute(select(*(target.c[c.name] for c in columns)).where(false()))
-        connection.info[oids_key] = [d.type_code for d in probe.cursor.description]
+        # PEP 249: each column description's second item is its type code (psycopg's: the type's OID).
+        connection.info[oids_key] = [column[1] for column in probe.cursor.description]
         probe.close()
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(target.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     )
-    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as stream:
+    driver = connection.connection.driver_connection
+    assert driver is not None  # only an invalidated pool connection has none, and .connection reconnects those
+    with driver.cursor() as cursor, cursor.copy(statement) as stream:
         stream.set_types(connection.info[oids_key])
         for row in rows:
             stream.write_row(row)

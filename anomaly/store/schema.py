@@ -8,7 +8,7 @@ migrations can refer to them on both SQLite and PostgreSQL.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -86,6 +87,8 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
 
 
 class Base(DeclarativeBase):
+    # Every model here maps one plain table; DeclarativeBase types __table__ as any FROM clause.
+    __table__: ClassVar[Table]
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JSON, datetime: UtcDateTime}
 

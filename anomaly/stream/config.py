@@ -78,7 +78,7 @@ def _describe(exc: BaseException) -> str:
 
 
 @contextmanager
-def user_errors(bootstrap: str, client: dict[str, Any]) -> Iterator[None]:
+def user_errors(bootstrap: str | list[str], client: dict[str, Any]) -> Iterator[None]:
     """Turn a Kafka client failure into one AnomalyError line naming the broker, protocol and last cause.
 
     kafka-python's own log lines are held back (shown with ``-v``): a failing connection logs a

@@ -71,7 +71,7 @@ class ServeSettings:
 
     topics: list[str]
     models: dict[str, str]
-    bootstrap_servers: str
+    bootstrap_servers: str | list[str]
     group: str = "anomaly-serve"
     instance_id: str | None = None
     client: dict[str, Any] = field(default_factory=dict)
@@ -150,7 +150,7 @@ class StreamScorer:
         self._decoders = {}
         for topic in settings.topics:
             model = self.models[settings.models[topic]]
-            info = registry.get(settings.decoders.get(topic) or registry.default_for(model.detector.spec))
+            info = registry.get(settings.decoders.get(topic) or registry.default_for(model.spec))
             if info.modality != model.modality:
                 raise ValueError(
                     f"decoder for {topic} feeds {info.modality} models, but {model.name} is {model.modality}"
@@ -188,7 +188,7 @@ class StreamScorer:
         def handler(signum: int, _frame: Any) -> None:
             log.info("stopping after this batch", extra={"fields": {"signal": signal.Signals(signum).name}})
             self.stop()
-            signal.signal(signum, previous[signum])
+            signal.signal(signum, previous[signal.Signals(signum)])
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -206,14 +206,17 @@ class StreamScorer:
         patience = self.settings.health_timeout_s
         stalled = now - self._last_loop > limit
         # A group join legitimately lasts until every member rejoins, at most max_poll_interval_ms.
-        stuck_joining = self._joining_since is not None and now - self._joining_since > limit
+        # Read once: the loop's thread may end the join meanwhile.
+        joining_since = self._joining_since
+        joining_for = 0.0 if joining_since is None else now - joining_since
+        stuck_joining = joining_for > limit
         reasons = []
         if self._waiting_on is not None:
             reasons.append(f"the {self._waiting_on} is unavailable: {self._waiting_error}")
         if stalled:
             reasons.append(f"the scoring loop has not turned for {now - self._last_loop:.0f} s")
         if stuck_joining:
-            reasons.append(f"the consumer group join has lasted {now - self._joining_since:.0f} s")
+            reasons.append(f"the consumer group join has lasted {joining_for:.0f} s")
         if self._heartbeat_age is not None and self._heartbeat_age > patience:
             reasons.append(f"no heartbeat reached the group coordinator for {self._heartbeat_age:.0f} s")
         if self._waiting_messages and now - self._last_progress > patience:
@@ -232,7 +235,7 @@ class StreamScorer:
             "reasons": reasons,
             "waiting_on": self._waiting_on,
             "stalled": stalled,
-            "joining_group": self._joining_since is not None,
+            "joining_group": joining_since is not None,
             "stuck_joining": stuck_joining,
             "waiting_messages": self._waiting_messages,
             "consumed": self.summary.consumed,
@@ -241,6 +244,20 @@ class StreamScorer:
         return not reasons, details
 
     # ---- the loop ----------------------------------------------------------------------------
+
+    @property
+    def _kafka(self) -> KafkaConsumer:
+        """The consumer, which run() opens: everything below runs inside run()."""
+        if self.consumer is None:
+            raise RuntimeError("the scorer is not running: run() opens its consumer")
+        return self.consumer
+
+    @property
+    def _publisher(self) -> Publisher:
+        """The producer of dead letters and alerts, which run() opens beside the consumer."""
+        if self.publisher is None:
+            raise RuntimeError("the scorer is not running: run() opens its publisher")
+        return self.publisher
 
     def run(self) -> RunSummary:
         """Consume until stopped; batch k is written while batch k+1 is decoded and scored.
@@ -324,7 +341,7 @@ class StreamScorer:
         refused: list[tuple[Outgoing, str]] = []
         if not self._store(batch):
             return False
-        if not self.publisher.send_all(
+        if not self._publisher.send_all(
             batch.outgoing,
             keep_going=lambda: not self._stop,
             give_up=lambda record, error: refused.append((record, error)),
@@ -416,6 +433,7 @@ class StreamScorer:
         )
 
     def _event(self, batch: _Batch, message: Message, item: Decoded, scored: Scored, model) -> None:
+        payload: bytes | None
         if isinstance(item, Picture):
             payload, content_type = item.payload, item.content_type
         else:
@@ -597,7 +615,7 @@ class StreamScorer:
         """Commit stored offsets of partitions still owned; retried through broker outages."""
         delay = 0.2
         while True:
-            owned = self.consumer.assignment()
+            owned = self._kafka.assignment()
             todo = {
                 tp: OffsetAndMetadata(offset, "", -1)
                 for tp, offset in offsets.items()
@@ -606,7 +624,7 @@ class StreamScorer:
             if not todo:
                 return True
             try:
-                self.consumer.commit(todo)
+                self._kafka.commit(todo)
                 self._committed.update({tp: meta.offset for tp, meta in todo.items()})
                 self._recovered("broker")
                 return True
@@ -651,14 +669,14 @@ class StreamScorer:
         if fetched or now - self._watched_at >= 1.0:
             self._watched_at = now
             waiting = 0
-            for tp in self.consumer.assignment():
-                end, done = self.consumer.highwater(tp), self._done.get(tp)
+            for tp in self._kafka.assignment():
+                end, done = self._kafka.highwater(tp), self._done.get(tp)
                 if end is not None and done is not None:
                     waiting += max(0, end - done)
             self._waiting_messages = waiting
             # The coordinator's last heartbeat reply, read off kafka-python's heartbeat state: its public
             # "last-heartbeat-seconds-ago" metric subtracts a monotonic time from a wall-clock one.
-            heartbeat = self.consumer._coordinator.heartbeat
+            heartbeat = self._kafka._coordinator.heartbeat
             joined = self._joining_since is None
             self._heartbeat_age = now - max(heartbeat.last_receive, heartbeat.last_reset) if joined else None
         if fetched or not self._waiting_messages:
@@ -667,15 +685,15 @@ class StreamScorer:
     def _keep_membership(self) -> None:
         """While a write waits on a dependency: poll with every partition paused, unreading anything returned."""
         self._last_loop = time.monotonic()
-        self.consumer.pause(*self.consumer.assignment())
-        for tp, records in self.consumer.poll(timeout_ms=100).items():
-            self.consumer.seek(tp, records[0].offset)
-            self.consumer.pause(tp)
+        self._kafka.pause(*self._kafka.assignment())
+        for tp, records in self._kafka.poll(timeout_ms=100).items():
+            self._kafka.seek(tp, records[0].offset)
+            self._kafka.pause(tp)
 
     def _resume(self) -> None:
-        paused = self.consumer.paused()
+        paused = self._kafka.paused()
         if paused:
-            self.consumer.resume(*paused)
+            self._kafka.resume(*paused)
 
     # ---- rebalance callbacks (on kafka-python's I/O loop: no database, no waiting) -----------
 
@@ -687,7 +705,7 @@ class StreamScorer:
             if tp in self._done and self._committed.get(tp) != self._done[tp]
         }
         if pending:
-            self.consumer.commit_async(pending)
+            self._kafka.commit_async(pending)
         for tp in revoked:
             self._done.pop(tp, None)
             self._committed.pop(tp, None)
@@ -712,8 +730,8 @@ class StreamScorer:
         )
 
     def _update_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            end = self.consumer.highwater(tp)
+        for tp in self._kafka.assignment():
+            end = self._kafka.highwater(tp)
             done = self._done.get(tp)
             if end is not None and done is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - done))
@@ -741,7 +759,7 @@ class StreamScorer:
         )
 
 
-def _cause(exc: Exception) -> str:
+def _cause(exc: BaseException) -> str:
     """The error as a reason: SQLAlchemy's wrapper (which quotes the statement and its parameters,
     payloads included) is replaced by the error it wraps."""
     if isinstance(exc, StatementError) and exc.orig is not None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from anomaly.data.images import ImageSet
 from anomaly.detector import Detector
 from anomaly.errors import AnomalyError, failure_line
-from anomaly.inputs import SeriesSpec
+from anomaly.inputs import SeriesSpec, Spec
 from anomaly.plugins import load_model
 from anomaly.scores import Scores
 from anomaly.store.registry import ModelRecord, active_model, list_models
@@ -72,6 +72,7 @@ class ServingModel:
     version: int
     model_id: int
     detector: Detector
+    spec: Spec
     windows: WindowBuffers | None
 
     @classmethod
@@ -79,8 +80,10 @@ class ServingModel:
         """Open the version's model folder (data only, see Detector.load) with empty source windows."""
         detector = load_model(record.artifact)
         spec = detector.spec
+        if spec is None:  # Detector.load prepares the spec from the manifest before anything else
+            raise AnomalyError(f"{record.name} v{record.version}: the loaded model has no input spec")
         windows = WindowBuffers(spec.window, spec.channels) if isinstance(spec, SeriesSpec) else None
-        return cls(record.name, record.version, record.id, detector, windows)
+        return cls(record.name, record.version, record.id, detector, spec, windows)
 
     def warm(self, max_batch: int) -> None:
         """Score dummy batches of every padded size a batch can take, before this version serves.
@@ -88,7 +91,8 @@ class ServingModel:
         Each size compiles the networks once (about a second each on two cores); paid here, it
         never stalls a live batch, and a hot swap only switches to a version that is ready.
         """
-        spec = self.detector.spec
+        spec = self.spec
+        sample: Decoded
         if isinstance(spec, SeriesSpec):
             sample = Reading("warm-up", np.zeros((spec.window, spec.channels), np.float32), None)
         else:
@@ -104,7 +108,7 @@ class ServingModel:
 
     @property
     def modality(self) -> str:
-        return self.detector.spec.modality
+        return self.spec.modality
 
     def inherit_windows(self, previous: ServingModel) -> None:
         """Keep the sources' recent readings across a swap when the new version reads the same shape."""
@@ -163,7 +167,7 @@ class ServingModel:
 
     def context(self, sources: frozenset[str] | None, max_bytes: int) -> DecodeContext:
         """What decoders check messages against: this version's input spec (channels, window) and the limits."""
-        return DecodeContext(spec=self.detector.spec, sources=sources, max_bytes=max_bytes)
+        return DecodeContext(spec=self.spec, sources=sources, max_bytes=max_bytes)
 
 
 class ModelWatcher:

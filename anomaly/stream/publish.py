@@ -45,7 +45,7 @@ GiveUp = Callable[[Outgoing, str], None]
 class Publisher:
     """Send a batch of records and wait until the broker has acknowledged (or refused) every one."""
 
-    def __init__(self, bootstrap_servers: str, retry_wait_s: float = 1.0, **config: object) -> None:
+    def __init__(self, bootstrap_servers: str | list[str], retry_wait_s: float = 1.0, **config: object) -> None:
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             enable_idempotence=True,
