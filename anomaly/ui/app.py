@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from flask import Flask, Response, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.engine import Engine
@@ -42,8 +42,6 @@ def create_app(engine: Engine, token: str | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     CSRFProtect(app)
-    app.extensions["anomaly.engine"] = engine
-    app.extensions["anomaly.token"] = token
     app.register_blueprint(_routes(engine, token))
 
     @app.errorhandler(HTTPException)
@@ -73,14 +71,22 @@ def _moment(name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _text(name: str) -> str | None:
+    """A text filter; NUL is refused here, since PostgreSQL refuses it in any string (a 500 otherwise)."""
+    value = request.args.get(name, "").strip() or None
+    if value is not None and "\x00" in value:
+        abort(400, f"{name} cannot hold a NUL character")
+    return value
+
+
 def _filters() -> queries.Filters:
     label = request.args.get("label", "").strip() or None
     if label is not None and label not in _LABEL_FILTERS:
         abort(400, f"label must be one of {', '.join(_LABEL_FILTERS)}, not {label!r}")
     since, until = _moment("since"), _moment("until")
     return queries.Filters(
-        source=request.args.get("source", "").strip() or None,
-        model=request.args.get("model", "").strip() or None,
+        source=_text("source"),
+        model=_text("model"),
         since=since,
         until=until,
         label=label,
@@ -102,9 +108,7 @@ def _cursor() -> queries.Cursor | None:
     return queries.Cursor(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc), number)
 
 
-def _routes(engine: Engine, token: str | None):
-    from flask import Blueprint
-
+def _routes(engine: Engine, token: str | None) -> Blueprint:
     pages = Blueprint("pages", __name__)
 
     def detail(event_id: int) -> queries.Detail:
@@ -244,18 +248,22 @@ def _routes(engine: Engine, token: str | None):
     def models() -> str:
         return render_template("models.html", names=queries.model_names(engine))
 
+    def history_of(name: str) -> queries.History:
+        """The model's history; 404 for a name never registered nor trained (or unstorable: NUL)."""
+        history = queries.model_history(engine, name) if "\x00" not in name else None
+        if history is None or not (history.versions or history.runs):
+            abort(404, f"no model named {name!r}")
+        return history
+
     @pages.get("/models/<name>")
     def model(name: str) -> str:
-        history = queries.model_history(engine, name)
-        if not history.versions and not history.runs:
-            abort(404, f"no model named {name!r}")
-        return render_template("model.html", name=name, history=history)
+        return render_template("model.html", name=name, history=history_of(name))
 
     @pages.get("/models/<name>/histogram.png")
     def histogram(name: str) -> Response:
-        history = queries.model_history(engine, name)
+        history = history_of(name)
         if not history.versions:
-            abort(404, f"no model named {name!r}")
+            abort(404, f"model {name!r} has no registered version")
         active = next((v for v in history.versions if v.status == "active"), history.versions[0])
         drawn = figures.histogram(
             {"recent events": history.scores},

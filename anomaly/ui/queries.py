@@ -75,11 +75,13 @@ def flagged(engine: Engine, filters: Filters, after: Cursor | None = None, limit
     elif filters.label is not None:
         query = query.where(Event.label == filters.label)
     if after is not None:
+        # The redundant first bound lets PostgreSQL start the index scan at the cursor; the OR alone would not.
         query = query.where(
+            Event.received_at <= after.received_at,
             or_(
                 Event.received_at < after.received_at,
                 and_(Event.received_at == after.received_at, Event.id < after.id),
-            )
+            ),
         )
     with Session(engine) as session:
         return [Row(EventRecord.of(event), name, version) for event, name, version in session.execute(query)]
@@ -112,13 +114,21 @@ def neighbours(engine: Engine, event: EventRecord) -> list[tuple[EventRecord, by
     key = (Event.received_at, Event.id)
     before = (
         select(Event)
-        .where(same, or_(key[0] < event.received_at, and_(key[0] == event.received_at, key[1] <= event.id)))
+        .where(
+            same,
+            key[0] <= event.received_at,  # redundant, but lets the index scan start at the event (see flagged)
+            or_(key[0] < event.received_at, and_(key[0] == event.received_at, key[1] <= event.id)),
+        )
         .order_by(desc(key[0]), desc(key[1]))
         .limit(NEIGHBOURS_BEFORE + 1)
     )
     after = (
         select(Event)
-        .where(same, or_(key[0] > event.received_at, and_(key[0] == event.received_at, key[1] > event.id)))
+        .where(
+            same,
+            key[0] >= event.received_at,
+            or_(key[0] > event.received_at, and_(key[0] == event.received_at, key[1] > event.id)),
+        )
         .order_by(*key)
         .limit(NEIGHBOURS_AFTER)
     )
