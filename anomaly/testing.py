@@ -105,6 +105,7 @@ class DetectorContract:
         assert set(scores.components) == set(declared), (
             f"scores carry components {sorted(scores.components)}, {fitted.name} declares {sorted(declared)}"
         )
+        assert fitted.normaliser is not None, f"{fitted.name} is fitted but has no normaliser"
         assert set(fitted.normaliser.weights) <= set(declared), "the normaliser weights undeclared components"
 
     def test_scores_are_finite(self, fitted: Detector, modality: str) -> None:
@@ -158,7 +159,8 @@ class DetectorContract:
             pytest.skip("anomaly maps are per pixel: images only")
         data = make_data(modality)
         scores = fitted.score(data)
-        assert scores.maps is not None
+        if scores.maps is None:
+            pytest.skip(f"{fitted.name} returns no anomaly maps (allowed: sample_components may give None)")
         assert fitted.map_scale is not None and fitted.map_scale > 0
         for image, anomaly_map in zip(data.images, scores.maps):
             assert anomaly_map.shape == image.shape[:2]
@@ -170,6 +172,7 @@ class DetectorContract:
             fitted.score(make_data(other))
 
     def test_wrong_shape_is_a_clear_error(self, fitted: Detector, modality: str) -> None:
+        bad: ImageSet | SeriesSet
         if modality == "image":
             bad = ImageSet(ids=["bad"], images=[np.zeros((20, 20, 4), np.uint8)])
         else:
