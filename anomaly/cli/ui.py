@@ -33,7 +33,7 @@ def ui(host: str | None, port: int | None) -> None:
     host, port = host or config.host, config.port if port is None else port
     app = create_app(get_engine(database_url()), token=token)
     mode = "labelling with the review token" if token else "read-only (no [ui] token)"
-    click.echo(f"review pages on http://{host}:{port}/ ({mode}); Ctrl-C stops")
+    click.echo(f"review pages on http://{host}:{port}/, {mode}; Ctrl-C stops")
     serve(app, host=host, port=port, threads=4, ident=None)
 
 
