@@ -105,19 +105,24 @@ time.sleep(60)
 
 @pytest.mark.postgres
 def test_one_process_holds_the_schedule_and_another_takes_over_when_it_dies(pg_db: str) -> None:
-    first = subprocess.Popen([sys.executable, "-c", _CONTENDER, pg_db], stdout=subprocess.PIPE, text=True)
-    second = subprocess.Popen([sys.executable, "-c", _CONTENDER, pg_db], stdout=subprocess.PIPE, text=True)
+    started: list[subprocess.Popen[str]] = []
+
+    def contender() -> subprocess.Popen[str]:
+        started.append(subprocess.Popen([sys.executable, "-c", _CONTENDER, pg_db], stdout=subprocess.PIPE, text=True))
+        return started[-1]
+
     try:
-        assert first.stdout is not None and second.stdout is not None
-        assert first.stdout.readline() == "leader\n"
-        time.sleep(2)  # the second keeps trying meanwhile and must not get it
+        first = contender()
+        assert first.stdout is not None and first.stdout.readline() == "leader\n"
+        second = contender()
+        time.sleep(4)  # the second starts and keeps trying meanwhile, and must not get the lock
         assert second.poll() is None
         first.kill()
         first.wait()
-        started = time.monotonic()
-        assert second.stdout.readline() == "leader\n"
-        assert time.monotonic() - started < 10
+        handover = time.monotonic()
+        assert second.stdout is not None and second.stdout.readline() == "leader\n"
+        assert time.monotonic() - handover < 10
     finally:
-        for process in (first, second):
+        for process in started:
             process.kill()
             process.wait()
