@@ -48,3 +48,27 @@ def test_retrain_promotes_a_challenger_within_the_margin_and_models_shows_the_ru
     listing = {m["version"]: m["status"] for m in json.loads(cli("models", "--json").stdout)}
     assert listing == {1: "retired", 2: "active"}
     assert "promoted" in cli("models").stdout
+
+
+def test_schedule_commands_set_list_and_remove_a_schedule(cli, database: str, tmp_path: Path) -> None:
+    from anomaly.store.engine import get_engine
+    from anomaly.store.registry import register_trained_model
+    from tests.retrain.conftest import series_manifest
+
+    folder = tmp_path / "pump-1"
+    folder.mkdir()
+    series_manifest().write(folder)
+    register_trained_model("pump", folder, series_manifest(), engine=get_engine(database))
+
+    set_ = cli("retrain", "schedule", "pump", "--every", "6h")
+    assert set_.exit_code == 0 and set_.output.startswith("pump retrains on interval[6:00:00]; next at ")
+    (entry,) = json.loads(cli("retrain", "schedules", "--json").stdout)
+    assert (entry["name"], entry["trigger"]) == ("pump", "interval[6:00:00]")
+    assert cli("retrain", "schedule", "pump", "--every", "6h", "--cron", "0 3 * * *").exit_code == 2
+    assert cli("retrain", "unschedule", "pump").output == "pump is no longer retrained on a schedule\n"
+    assert json.loads(cli("retrain", "schedules", "--json").stdout) == []
+    missing = cli("retrain", "unschedule", "pump")
+    assert (missing.exit_code, missing.output) == (
+        2,
+        "Error: pump has no retrain schedule; see `anomaly retrain schedules`\n",
+    )
