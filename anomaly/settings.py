@@ -189,8 +189,8 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     kafka: KafkaConfig = KafkaConfig()
     serve: ServeConfig = ServeConfig()
-    ui: UiConfig = UiConfig()
     retrain: RetrainConfig = RetrainConfig()
+    ui: UiConfig = UiConfig()
 
     @classmethod
     def settings_customise_sources(
