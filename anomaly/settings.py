@@ -189,8 +189,8 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     kafka: KafkaConfig = KafkaConfig()
     serve: ServeConfig = ServeConfig()
-    retrain: RetrainConfig = RetrainConfig()
     ui: UiConfig = UiConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
     @classmethod
     def settings_customise_sources(
