@@ -38,6 +38,8 @@ MODEL_STATUSES = ("candidate", "active", "retired")
 TRIGGERS = ("manual", "scheduled")
 RUN_STATUSES = ("running", "succeeded", "failed")
 RAW_HEAD_BYTES = 256
+# The condition the review list filters on; the partial index below holds just these rows.
+FLAGGED = text("is_anomaly IS true")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -159,6 +161,17 @@ class Event(Base):
         Index(None, "source", "is_anomaly", "received_at"),
         Index(None, "model_id", "received_at"),
         Index(None, "received_at"),
+        # The review list filtered by label (``normal``, ``anomaly`` or none): flagged events only, so
+        # a page is one range scan in the list's order however rare the label is. B-tree keeps NULLs,
+        # so the unlabelled filter (``label IS NULL``) scans it too.
+        Index(
+            "ix_events_flagged_label_received_at_id",
+            "label",
+            "received_at",
+            "id",
+            sqlite_where=FLAGGED,
+            postgresql_where=FLAGGED,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

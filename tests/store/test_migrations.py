@@ -62,10 +62,10 @@ def test_refuses_a_database_without_schema(blank_url: str) -> None:
 def test_refuses_a_database_behind_head(blank_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     migrate.upgrade(url=blank_url)
     # Pretend this code ships a newer migration than the one the database is at.
-    monkeypatch.setattr(migrate, "head_revision", lambda: "0002")
+    monkeypatch.setattr(migrate, "head_revision", lambda: "9999")
     engine = create_engine_for(blank_url)
     try:
-        with pytest.raises(AnomalyError, match=r"at revision 0001, behind 0002: run `anomaly db upgrade`"):
+        with pytest.raises(AnomalyError, match=r"at revision 0002, behind 9999: run `anomaly db upgrade`"):
             ensure_current(engine)
     finally:
         engine.dispose()
