@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    column,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -38,8 +39,10 @@ MODEL_STATUSES = ("candidate", "active", "retired")
 TRIGGERS = ("manual", "scheduled")
 RUN_STATUSES = ("running", "succeeded", "failed")
 RAW_HEAD_BYTES = 256
-# The condition the review list filters on; the partial index below holds just these rows.
-FLAGGED = text("is_anomaly IS true")
+# The review list's condition, as the list query writes it: each dialect renders it its own way
+# (``IS 1`` on SQLite, ``IS true`` on PostgreSQL) and a partial index is only used when its
+# condition reads the same as the query's.
+FLAGGED = column("is_anomaly").is_(True)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -17,7 +17,8 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FLAGGED = sa.text("is_anomaly IS true")
+# Written as the list query writes it, so each dialect renders it the same way the query does.
+FLAGGED = sa.column("is_anomaly").is_(True)
 
 
 def upgrade() -> None:
