@@ -1,8 +1,9 @@
 """One entry point for the regression benchmarks: ``python -m benchmarks SUITE [options]``.
 
 Suites: ``quality`` (detection quality against the baselines), ``speed`` (training and scoring
-rates), ``stream`` (Kafka to stored row, end to end), ``store`` (bulk event inserts) and
-``detectors`` (both detectors through the CLI); ``render`` rewrites every suite's docs section from
+rates), ``stream`` (Kafka to stored row, end to end), ``store`` (bulk event inserts), ``detectors``
+(both detectors through the CLI), ``ui`` (review pages over a million stored events) and ``retrain``
+(scoring throughput while a retrain runs); ``render`` rewrites every suite's docs section from
 the raw JSON already there, running nothing. Each suite writes its own section of the docs file
 (with this exact command and the machine) and a JSON of raw figures beside it. ``--docs`` points
 both elsewhere; a ``--size smoke`` run without ``--docs`` writes into a temporary folder, so tests
@@ -92,6 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     d = suite("detectors", "both detectors trained and evaluated through the CLI on real data")
     d.add_argument("--only", nargs="+", help="run names (default: every run of the size)")
 
+    u = suite("ui", "review pages' response times with a million events in PostgreSQL")
+    u.add_argument("--events", type=int, help="events to store (default: the size's, 1000000)")
+    u.add_argument("--repeats", type=int, help="timed requests per page (default: the size's, 20)")
+
+    r = suite("retrain", "scoring throughput before, during and after a retrain in its own niced process")
+    r.add_argument("--seconds", type=float, help="length of the before and after phases (default: the size's, 20)")
+    r.add_argument("--epochs", type=int, help="epochs of the retrain (default: the size's, 3)")
+    r.add_argument("--nice", type=int, default=10, help="the retrain process's niceness (default 10)")
+    r.add_argument("--threads", type=int, default=1, help="the retrain process's threads (default 1)")
+
     render = suites.add_parser("render", help="rewrite every suite's docs section from its raw JSON, running nothing")
     render.add_argument("--docs", type=Path, default=DOCS)
     return parser
@@ -158,6 +169,26 @@ def _run(args: argparse.Namespace, docs: Path, command: str) -> None:
             command=command,
             log=_log,
         )
+    elif args.suite == "ui":
+        from benchmarks import ui_pages
+
+        events, repeats = ui_pages.SIZES[args.size]
+        ui_pages.run(
+            events=args.events or events, repeats=args.repeats or repeats, docs=docs, command=command, log=_log
+        )
+    elif args.suite == "retrain":
+        from benchmarks import retrain_throughput
+
+        retrain_throughput.run(
+            size=retrain_throughput.SIZES[args.size],
+            seconds=args.seconds,
+            epochs=args.epochs,
+            nice=args.nice,
+            threads=args.threads,
+            docs=docs,
+            command=command,
+            log=_log,
+        )
     else:
         from benchmarks import detectors_cli
 
@@ -165,9 +196,9 @@ def _run(args: argparse.Namespace, docs: Path, command: str) -> None:
 
 
 def _render(docs: Path) -> None:
-    from benchmarks import detectors_cli, quality, speed, store_inserts, stream_e2e
+    from benchmarks import detectors_cli, quality, retrain_throughput, speed, store_inserts, stream_e2e, ui_pages
 
-    for suite in (quality, speed, stream_e2e, store_inserts, detectors_cli):
+    for suite in (quality, speed, stream_e2e, store_inserts, detectors_cli, ui_pages, retrain_throughput):
         for title in suite.rerender(docs):
             _log(f"rewrote {title}")
 

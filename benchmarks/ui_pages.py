@@ -1,6 +1,6 @@
 """How long the review pages take to render with a million events in PostgreSQL.
 
-    python -m benchmarks.ui_pages [--events 1000000] [--repeats 20] [--docs FILE]
+    python -m benchmarks ui [--events 1000000] [--repeats 20] [--size smoke]
 
 Fills a throwaway database on scripts/postgres.sh's server with ``--events`` scored events (28
 sensor sources with their reading as JSON payload, one image source with a small PNG; one in twenty
@@ -8,16 +8,17 @@ flagged, one flagged event in fifty labelled) from two registered model versions
 then requests each page through Flask's test client ``--repeats`` times after one warm-up request
 and reports the median and the slowest. The time is the application's (routing, queries, template,
 figure), without a network in between. The anomaly map is left out: it scores the image again with
-the model, which this benchmark has no trained folder for. Writes the ``Review pages`` section of
-docs/benchmarks.md and ``ui_pages.json`` beside it.
+the model, which this benchmark has no trained folder for. ``--size smoke`` fills 2,000 events and
+requests each page twice: it shows every page answers, and its figures mean nothing. Writes the
+``Review pages`` section of docs/benchmarks.md and ``ui_pages.json`` beside it.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import statistics
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from anomaly.store.engine import create_engine_for
 from anomaly.store.queries import insert_events
 from anomaly.store.schema import Event, Model, TrainingRun
 from anomaly.ui.app import create_app
+from benchmarks import report
 from benchmarks.report import DOCS, raw_folder, table, write_raw, write_section
 from benchmarks.store_inserts import postgres_database
 from benchmarks.system import describe_machine
@@ -43,6 +45,8 @@ BUDGET_MS = 300
 SOURCES = 28
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 BATCH = 20_000
+# (events, repeats) per size.
+SIZES = {"full": (1_000_000, 20), "smoke": (2_000, 2)}
 ANALYSIS = """\
 The HTML pages are one or two index range scans each: the list on `received_at` (or `source, is_anomaly,
 received_at`, or `model_id, received_at`), a keyset page starting at its cursor (a redundant `received_at <=`
@@ -170,7 +174,7 @@ def pages(url: str) -> dict[str, str]:
     }
 
 
-def measure(url: str, repeats: int) -> list[dict[str, Any]]:
+def measure(url: str, repeats: int, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     engine = create_engine_for(url)
     client = create_app(engine).test_client()
     results = []
@@ -183,7 +187,7 @@ def measure(url: str, repeats: int) -> list[dict[str, Any]]:
             times.append((time.perf_counter() - started) * 1000)
             assert answer.status_code == 200, path
         results.append({"page": name, "url": path, "median_ms": statistics.median(times), "max_ms": max(times)})
-        print(f"{name}: median {statistics.median(times):.1f} ms, slowest {max(times):.1f} ms")
+        log(f"{name}: median {statistics.median(times):.1f} ms, slowest {max(times):.1f} ms")
     engine.dispose()
     return results
 
@@ -210,28 +214,32 @@ def render(results: dict[str, Any]) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--docs", type=Path, default=DOCS)
-    args = parser.parse_args()
+def run(
+    *,
+    events: int,
+    repeats: int,
+    docs: Path = DOCS,
+    command: str = "python -m benchmarks ui",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fill a scratch database, time every page; write the docs section and ``ui_pages.json``."""
     with postgres_database() as url:
         migrate.upgrade(url=url)
         started = time.perf_counter()
-        fill(url, args.events)
-        print(f"filled {args.events:,} events in {time.perf_counter() - started:.0f} s")
-        measured = measure(url, args.repeats)
+        fill(url, events)
+        log(f"filled {events:,} events in {time.perf_counter() - started:.0f} s")
+        measured = measure(url, repeats, log)
     results = {
-        "command": f"python -m benchmarks.ui_pages --events {args.events} --repeats {args.repeats}",
+        "command": command,
         "machine": describe_machine(),
-        "events": args.events,
-        "repeats": args.repeats,
+        "events": events,
+        "repeats": repeats,
         "pages": measured,
     }
-    write_raw("ui_pages", results, raw_folder(args.docs))
-    write_section(TITLE, render(results), args.docs)
+    write_raw("ui_pages", results, raw_folder(docs))
+    write_section(TITLE, render(results), docs)
+    return results
 
 
-if __name__ == "__main__":
-    main()
+def rerender(docs: Path = DOCS) -> list[str]:
+    return report.rerender("ui_pages", TITLE, render, docs)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as benchmarks_main
-from benchmarks import detectors_cli, speed, store_inserts, stream_e2e
+from benchmarks import detectors_cli, retrain_throughput, speed, store_inserts, stream_e2e, ui_pages
 from benchmarks.report import DOCS, RAW
 
 IMAGE_ROWS = {"ganomaly", "anogan", "iforest", "pca", "autoencoder", "ganomaly width=32"}
@@ -76,6 +76,35 @@ def test_store_smoke(tmp_path: Path, postgres_server: str) -> None:
     assert all(r["events"] == batches * size and _rate(r["new"]) and _rate(r["replay"]) for r in results["rows"])
     text = docs.read_text()
     assert "## Store: bulk event inserts" in text and "| PostgreSQL 15 (loopback) | 3 floats | 100 |" in text
+
+
+@pytest.mark.postgres
+def test_ui_smoke(tmp_path: Path, postgres_server: str) -> None:
+    docs = tmp_path / "benchmarks.md"
+    events, repeats = ui_pages.SIZES["smoke"]
+    results = ui_pages.run(events=events, repeats=repeats, docs=docs, log=lambda _: None)
+    assert results["events"] == events
+    pages = {r["page"]: r for r in results["pages"]}
+    assert len(pages) == 12 and "list, a keyset page half-way back" in pages and "stored image" in pages
+    assert all(0 < r["median_ms"] <= r["max_ms"] for r in pages.values())
+    text = docs.read_text()
+    assert "## Review pages: 1,000,000 events" in text and "| list, one source | `/?source=pump-7` |" in text
+    assert (tmp_path / "benchmarks" / "ui_pages.json").exists()
+
+
+@pytest.mark.slow
+def test_retrain_smoke(tmp_path: Path) -> None:
+    """A real retrain in its own process while scoring goes on; not niced here, only to finish sooner."""
+    docs = tmp_path / "benchmarks.md"
+    results = retrain_throughput.run(size=retrain_throughput.SIZES["smoke"], nice=0, docs=docs, log=lambda _: None)
+    for phase in ("before", "during", "after"):
+        assert results[f"{phase}_readings_per_s"] > 0, phase
+    assert results["measured_during_seconds"] > 0 and results["retrain_seconds"] > 0
+    assert results["decision"] == "promoted" and results["epochs"] == 1
+    text = docs.read_text()
+    assert "## Retraining while scoring" in text and "`python -m benchmarks retrain`" in text
+    assert "400-step series (1 epoch)" in text
+    assert (tmp_path / "benchmarks" / "retrain_throughput.json").exists()
 
 
 @pytest.mark.slow
@@ -138,7 +167,7 @@ def test_smoke_without_docs_never_writes_the_committed_docs(monkeypatch, capsys)
 
 def test_every_suite_takes_a_smoke_size() -> None:
     parser = benchmarks_main._parser()
-    for suite in ("quality", "speed", "stream", "store", "detectors"):
+    for suite in ("quality", "speed", "stream", "store", "detectors", "ui", "retrain"):
         assert parser.parse_args([suite, "--size", "smoke"]).size == "smoke", suite
     # The quality suite's older option name, which the commands of earlier runs in the docs use.
     assert parser.parse_args(["quality", "--config", "smoke"]).size == "smoke"
