@@ -30,6 +30,11 @@ from anomaly.ui import figures, payloads, queries
 
 MAX_ID = 2**63 - 1  # events.id is 64-bit: a larger number is no event, and the driver would refuse it
 _LABEL_FILTERS = (*LABELS, "none")
+# How long a browser may reuse a picture without asking again. A stored input never changes, nor does
+# the map of it by the model version that scored it; a sensor plot gains the event's later neighbours
+# as they arrive, and a model's histogram its newest scores, so those are kept only a minute.
+STORED_SECONDS = 24 * 3600
+CHANGING_SECONDS = 60
 
 
 def create_app(engine: Engine, token: str | None = None) -> Flask:
@@ -108,6 +113,14 @@ def _cursor() -> queries.Cursor | None:
     return queries.Cursor(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc), number)
 
 
+def _picture(data: bytes, mimetype: str, max_age: int) -> Response:
+    """A picture the browser may reuse for ``max_age`` seconds; private, since a reviewer's cookie came with it."""
+    response = Response(data, mimetype=mimetype)
+    response.cache_control.private = True
+    response.cache_control.max_age = max_age
+    return response
+
+
 def _routes(engine: Engine, token: str | None) -> Blueprint:
     pages = Blueprint("pages", __name__)
 
@@ -155,7 +168,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
         found = detail(event_id)
         if found.payload is None or not payloads.is_image(found.content_type):
             abort(404, f"event {event_id} has no stored image")
-        response = Response(found.payload, mimetype=found.content_type)
+        response = _picture(found.payload, found.content_type or "", STORED_SECONDS)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -174,7 +187,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
         drawn = figures.overlay(
             picture, heat, scale=scale, score=found.event.score, threshold=found.event.threshold, title=""
         )
-        return Response(drawn, mimetype="image/png")
+        return _picture(drawn, "image/png", STORED_SECONDS)
 
     @pages.get("/events/<int:event_id>/plot.png")
     def event_plot(event_id: int) -> Response:
@@ -190,7 +203,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
             drawn = figures.series(
                 steps, own, scores, found.event.threshold, marked=steps[-1], title=f"{title}: this event's window"
             )
-            return Response(drawn, mimetype="image/png")
+            return _picture(drawn, "image/png", STORED_SECONDS)
         around = [
             (record, rows[0])
             for record, payload in queries.neighbours(engine, found.event)
@@ -204,7 +217,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
             marked=found.event.event_time or found.event.received_at,
             title=f"{title}: this event and its neighbours",
         )
-        return Response(drawn, mimetype="image/png")
+        return _picture(drawn, "image/png", CHANGING_SECONDS)
 
     @pages.post("/events/<int:event_id>/label")
     def label(event_id: int) -> ResponseReturnValue:
@@ -270,6 +283,6 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
             active.threshold,
             title=f"{name}: scores of the newest {len(history.scores)} events (threshold of v{active.version})",
         )
-        return Response(drawn, mimetype="image/png")
+        return _picture(drawn, "image/png", CHANGING_SECONDS)
 
     return pages

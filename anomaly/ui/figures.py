@@ -1,7 +1,10 @@
 """The figures of the review page and the report, drawn by matplotlib as PNG bytes.
 
 matplotlib's ``Figure`` is used directly, not pyplot: no global state, so the web server's threads
-can draw at once, and no display is needed.
+can draw at once, and no display is needed. Each figure sets fixed margins rather than saving with
+``bbox_inches="tight"``, which draws the whole figure twice to measure it (a third of the time of a
+sensor plot), and PNGs are written at zlib level 1: 10-20% larger, encoded in a fraction of
+the time.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ THRESHOLD_COLOUR = "#b00020"
 
 def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
+    fig.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 
@@ -35,6 +38,7 @@ def data_uri(picture: bytes) -> str:
 def histogram(groups: Mapping[str, Sequence[float]], threshold: float | None, title: str = "") -> bytes:
     """Score histograms of each group on shared bins, with the threshold as a vertical line."""
     fig = Figure(figsize=(7, 3.2), dpi=100)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.15)
     ax = fig.subplots()
     values = [np.asarray(v, float) for v in groups.values() if len(v)]
     if values:
@@ -42,7 +46,9 @@ def histogram(groups: Mapping[str, Sequence[float]], threshold: float | None, ti
         bins = np.histogram_bin_edges(pooled[np.isfinite(pooled)], bins=40)
         for label, scores in groups.items():
             if len(scores):
-                ax.hist(np.asarray(scores, float), bins=bins.tolist(), alpha=0.6, label=f"{label} ({len(scores)})")
+                # One filled outline per group, where ``ax.hist`` would draw a rectangle per bin.
+                counts, _ = np.histogram(np.asarray(scores, float), bins)
+                ax.stairs(counts, bins, fill=True, alpha=0.6, label=f"{label} ({len(scores)})")
     if threshold is not None:
         ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", label=f"threshold {threshold:.3g}")
     ax.set_xlabel("score")
@@ -64,6 +70,7 @@ def series(
 ) -> bytes:
     """The channels of a sensor window over time above its score and the threshold; ``marked`` is the event."""
     fig = Figure(figsize=(9, 5), dpi=100)
+    fig.subplots_adjust(left=0.12, right=0.98, top=0.94, hspace=0.08)  # autofmt_xdate sets the bottom
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     readings = np.asarray(readings, float).reshape(len(times), -1)
     for c in range(readings.shape[1]):
@@ -110,6 +117,7 @@ def overlay(
 def curve(x: np.ndarray, y: np.ndarray, *, xlabel: str, ylabel: str, title: str, diagonal: bool = False) -> bytes:
     """One ROC or precision-recall curve."""
     fig = Figure(figsize=(4.2, 4), dpi=100)
+    fig.subplots_adjust(left=0.16, right=0.95, top=0.92, bottom=0.12)
     ax = fig.subplots()
     ax.plot(x, y, color="#1565c0")
     if diagonal:
