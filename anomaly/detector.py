@@ -101,6 +101,20 @@ class Detector(ABC):
         """Raw score components for a batch (B, *sample_shape): ``{name: (B,)}``, higher = more anomalous,
         and residual maps (B, H, W) for images, or None."""
 
+    def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
+        """Optional: what the networks make of a batch (B, *sample_shape), the same shape and scale as ``x``.
+
+        Implement it where the model draws a reconstruction (an autoencoder's output, GANomaly's
+        G(x)) so a reviewer can see what the model expected beside what came; a detector without
+        one leaves it out and ``harness.reconstruction`` gives None.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def draws_reconstructions(cls) -> bool:
+        """Whether the class implements ``sample_reconstructions``: known without loading a model."""
+        return cls.sample_reconstructions is not Detector.sample_reconstructions
+
     def get_state(self) -> Any:
         """An in-memory copy of the learned state, so early stopping can restore the best epoch."""
         return None

@@ -307,3 +307,35 @@ def _fitted(detector: Detector) -> tuple[Spec, Normaliser]:
     if detector.spec is None or detector.normaliser is None:
         raise AnomalyError(f"detector {detector.name!r} must be fitted or loaded before scoring")
     return detector.spec, detector.normaliser
+
+
+def reconstruction(detector: Detector, image: np.ndarray) -> np.ndarray | None:
+    """The detector's reconstruction of one (H, W, C) uint8 image as a uint8 picture of the same height and
+    width, in the model's channels; None for a detector without ``sample_reconstructions``.
+
+    What is shown is the network's view: the image resized (to the square, or to the scale tiles are
+    cut at), tiles' reconstructions averaged where they overlap, then resized back to the image's size.
+    Scaling to [-1, 1] is undone exactly. Per-image standardisation is not invertible from the
+    reconstruction (the image's own lighting was removed before the network saw it), so a standardised
+    model's view is drawn at mid-grey, three standard deviations to either end of the range.
+    """
+    spec, _ = _fitted(detector)
+    if not detector.draws_reconstructions():
+        return None
+    if not isinstance(spec, ImageSpec):
+        raise DataError("reconstructions are drawn for images; this model scores series")
+    samples = encode(spec, ImageSet(ids=["image"], images=[image]))
+    parts = []
+    for start in range(0, len(samples.x), detector.score_batch_size):
+        batch = samples.x[start : start + detector.score_batch_size]
+        out = np.asarray(detector.sample_reconstructions(batch), dtype=np.float32)
+        if out.shape != batch.shape:
+            raise AnomalyError(
+                f"detector {detector.name!r}: sample_reconstructions returned shape {out.shape} for a batch of shape "
+                f"{batch.shape}; it must return the shape of its input"
+            )
+        parts.append(out)
+    view = np.concatenate(parts)
+    pixels = 127.5 + view * (127.5 / 3 if spec.standardize else 127.5)
+    channels = [stitch_maps(spec, pixels[..., c], samples)[0] for c in range(spec.channels)]
+    return np.clip(np.rint(np.stack(channels, axis=-1)), 0, 255).astype(np.uint8)

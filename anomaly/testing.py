@@ -29,7 +29,7 @@ from anomaly.data.images import ImageSet
 from anomaly.data.series import SeriesSet, from_array
 from anomaly.detector import Detector, FitSettings
 from anomaly.errors import DataError
-from anomaly.inputs import ImageSpec, SeriesSpec
+from anomaly.inputs import ImageSpec, SeriesSpec, encode
 from anomaly.plugins import registry
 
 TINY = {"width": 4, "latent": 4, "search_steps": 3}
@@ -165,6 +165,15 @@ class DetectorContract:
         for image, anomaly_map in zip(data.images, scores.maps):
             assert anomaly_map.shape == image.shape[:2]
             assert np.all(anomaly_map >= 0)
+
+    def test_reconstruction_has_the_input_shape(self, fitted: Detector, modality: str) -> None:
+        if not fitted.draws_reconstructions():
+            pytest.skip(f"{fitted.name} draws no reconstruction (allowed: sample_reconstructions is optional)")
+        assert fitted.spec is not None
+        x = encode(fitted.spec, make_data(modality)).x[:4]
+        assert np.shape(fitted.sample_reconstructions(x)) == x.shape, (
+            "sample_reconstructions must return the shape of its input"
+        )
 
     def test_wrong_modality_is_a_clear_error(self, fitted: Detector, modality: str) -> None:
         other = "series" if modality == "image" else "image"

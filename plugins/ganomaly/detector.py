@@ -64,6 +64,11 @@ class GANomaly(KerasDetector):
     def sample_components(self, x: np.ndarray):
         return self.model.components(x)
 
+    def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
+        """G(x): the decoder's picture of the encoder's code, the residual's other half."""
+        model = self.model
+        return np.asarray(model.decoder(model.encoder(x, training=False), training=False))
+
     def validation_loss(self, x: np.ndarray) -> float:
         """Reconstruction and latent loss on held-out normal data: what the generator is asked to minimise."""
         comps, _ = harness.components(self, x, want_maps=False)

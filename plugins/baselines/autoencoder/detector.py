@@ -57,9 +57,12 @@ class Autoencoder(KerasDetector):
         return {"loss": float(history.history["loss"][-1])}
 
     def sample_components(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        residual = np.abs(x - self.autoencoder.predict_on_batch(x))
+        residual = np.abs(x - self.sample_reconstructions(x))
         maps = residual.mean(axis=-1) if x.ndim == 4 else None
         return {"reconstruction": residual.reshape(len(x), -1).mean(axis=1)}, maps
+
+    def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.autoencoder.predict_on_batch(x))
 
     def validation_loss(self, x: np.ndarray) -> float:
         """Held-out L1 reconstruction, the loss it trains on, drives early stopping."""
