@@ -30,8 +30,8 @@ from anomaly.ui import figures, payloads, queries
 
 MAX_ID = 2**63 - 1  # events.id is 64-bit: a larger number is no event, and the driver would refuse it
 _LABEL_FILTERS = (*LABELS, "none")
-# How long a browser may reuse a picture without asking again. A stored input never changes, nor does
-# the map of it by the model version that scored it; a sensor plot gains the event's later neighbours
+# How long a browser may reuse a picture without asking again. A stored input never changes, nor do its
+# map and reconstruction by the model version that scored it; a sensor plot gains the event's later neighbours
 # as they arrive, and a model's histogram its newest scores, so those are kept only a minute.
 STORED_SECONDS = 24 * 3600
 CHANGING_SECONDS = 60
@@ -160,6 +160,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
             event=found.event,
             is_image=payloads.is_image(found.content_type),
             has_readings=payloads.readings(found.payload) is not None,
+            reconstructs=found.model is not None and payloads.draws_reconstructions(found.model.detector),
             labels=LABELS,
         )
 
@@ -172,21 +173,37 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    @pages.get("/events/<int:event_id>/map.png")
-    def event_map(event_id: int) -> Response:
+    def scored_image(event_id: int) -> tuple[queries.Detail, bytes, str]:
+        """An image event, its stored image and the folder of the model that scored it; 404 if one is gone."""
         found = detail(event_id)
         if found.payload is None or not payloads.is_image(found.content_type):
             abort(404, f"event {event_id} has no stored image")
         if found.model is None:
             abort(404, f"the model that scored event {event_id} is no longer registered")
+        return found, found.payload, found.model.artifact
+
+    @pages.get("/events/<int:event_id>/map.png")
+    def event_map(event_id: int) -> Response:
+        found, payload, artifact = scored_image(event_id)
         try:
-            picture = payloads.image(found.payload)
-            heat, scale = payloads.anomaly_map(found.model.artifact, picture)
+            picture = payloads.image(payload)
+            heat, scale = payloads.anomaly_map(artifact, picture)
         except AnomalyError as exc:
             abort(404, f"no anomaly map for event {event_id}: {exc}")
         drawn = figures.overlay(
             picture, heat, scale=scale, score=found.event.score, threshold=found.event.threshold, title=""
         )
+        return _picture(drawn, "image/png", STORED_SECONDS)
+
+    @pages.get("/events/<int:event_id>/reconstruction.png")
+    def event_reconstruction(event_id: int) -> Response:
+        _, payload, artifact = scored_image(event_id)
+        try:
+            drawn = payloads.reconstruction_png(artifact, payloads.image(payload))
+        except AnomalyError as exc:
+            abort(404, f"no reconstruction for event {event_id}: {exc}")
+        if drawn is None:
+            abort(404, f"the detector that scored event {event_id} draws no reconstruction")
         return _picture(drawn, "image/png", STORED_SECONDS)
 
     @pages.get("/events/<int:event_id>/plot.png")

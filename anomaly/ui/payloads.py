@@ -1,23 +1,27 @@
-"""What an event's stored payload shows: the image it was, or the readings it held, and the heat map.
+"""What an event's stored payload shows: the image it was, or the readings it held, the heat map and
+the model's reconstruction.
 
 The events table keeps the message as it came (image bytes, or the reading's JSON), not the anomaly
-map: the map is recomputed on demand by scoring the stored image again with the model version that
-flagged it. Loaded models are kept, a few at a time, since loading one takes seconds.
+map nor the reconstruction: both are recomputed on demand from the stored image by the model version
+that flagged it. Loaded models are kept, a few at a time, since loading one takes seconds.
 """
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import orjson
+from PIL import Image
 
+from anomaly import harness
 from anomaly.artifact import MANIFEST
 from anomaly.data.images import ImageSet, decode_image
 from anomaly.detector import Detector
 from anomaly.errors import AnomalyError, DataError
-from anomaly.plugins import load_model
+from anomaly.plugins import load_model, registry
 from anomaly.stream.decode import IMAGE_FORMATS
 
 IMAGE_TYPES = ("image/png", "image/jpeg")
@@ -66,3 +70,23 @@ def anomaly_map(artifact: str, picture: np.ndarray) -> tuple[np.ndarray, float]:
     if scores.maps is None:
         raise AnomalyError(f"the detector {model.name!r} gives no anomaly maps")
     return scores.maps[0], model.map_scale or 1.0
+
+
+def draws_reconstructions(detector_name: str) -> bool:
+    """Whether the installed detector of that name draws reconstructions: read from its class, so the
+    event page knows without loading the model."""
+    try:
+        return registry().get(detector_name).draws_reconstructions()
+    except AnomalyError:
+        return False
+
+
+def reconstruction_png(artifact: str, picture: np.ndarray) -> bytes | None:
+    """The model's reconstruction of the picture at the picture's size, as PNG (``harness.reconstruction``
+    says what is drawn); None where the detector draws none."""
+    drawn = harness.reconstruction(detector(artifact), picture)
+    if drawn is None:
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray(drawn[..., 0] if drawn.shape[2] == 1 else drawn).save(buffer, format="PNG")
+    return buffer.getvalue()
