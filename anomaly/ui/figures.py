@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from anomaly.maps import save_picture
 
@@ -68,24 +70,39 @@ def series(
     channels: Sequence[str] | None = None,
     title: str = "",
 ) -> bytes:
-    """The channels of a sensor window over time above its score and the threshold; ``marked`` is the event."""
+    """The channels of a sensor window over time above its score and the threshold; ``marked`` is the event.
+
+    Most of the time of a figure like this is matplotlib laying out text: every tick is a label to
+    measure, an axes title makes it measure the whole axes, and ``autofmt_xdate`` rotates and measures
+    each date. So each axis asks for a few ticks, dates are written by ``ConciseDateFormatter``
+    (short, unrotated, the day once at the corner), the title is figure text, and one legend names
+    both panels' lines: about half the drawing time of the default figure, at the same size.
+    """
     fig = Figure(figsize=(9, 5), dpi=100)
-    fig.subplots_adjust(left=0.12, right=0.98, top=0.94, hspace=0.08)  # autofmt_xdate sets the bottom
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.93, bottom=0.1, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     readings = np.asarray(readings, float).reshape(len(times), -1)
     for c in range(readings.shape[1]):
         top.plot(times, readings[:, c], label=channels[c] if channels else f"channel {c}")
     top.set_ylabel("reading")
-    top.legend(loc="upper left", fontsize="small")
     bottom.plot(times, scores, color="black", marker=".", label="score")
     bottom.axhline(threshold, color=THRESHOLD_COLOUR, linestyle="--", label=f"threshold {threshold:.3g}")
     bottom.set_ylabel("score")
-    bottom.legend(loc="upper left", fontsize="small")
     if marked is not None:
         for ax in (top, bottom):
             ax.axvline(marked, color="#ff9800", linewidth=2, alpha=0.7)
-    top.set_title(title)
-    fig.autofmt_xdate()
+    for ax, ticks in ((top, 5), (bottom, 3)):
+        ax.yaxis.set_major_locator(MaxNLocator(ticks))
+    if times and isinstance(times[0], datetime):
+        dates = AutoDateLocator(minticks=3, maxticks=7)
+        bottom.xaxis.set_major_locator(dates)
+        bottom.xaxis.set_major_formatter(ConciseDateFormatter(dates))
+    else:
+        bottom.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+    lines = top.get_legend_handles_labels()
+    more = bottom.get_legend_handles_labels()
+    top.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize="small", ncols=2)
+    fig.text(0.5, 0.965, title, ha="center", va="center", fontsize="large")
     return png(fig)
 
 

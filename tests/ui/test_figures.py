@@ -25,6 +25,8 @@ def test_figures_keep_their_size_whatever_they_hold() -> None:
     for scale in (1.0, 1e5):
         readings = scale * np.sin(np.arange(80.0)).reshape(40, 2)
         assert _size(figures.series(times, readings, [0.5] * 40, 0.9, marked=times[30], title="pump")) == (900, 500)
+    steps = list(range(40))  # a window carried by one message: its rows by number, not time
+    assert _size(figures.series(steps, readings, [float("nan")] * 39 + [0.5], 0.9, marked=39)) == (900, 500)
     drawn = figures.histogram({"normal": [0.1, 0.2, 0.2], "anomalous": [0.9, 1.4], "none": []}, 0.8, title="scores")
     assert _size(drawn) == (700, 320)
 
@@ -34,6 +36,7 @@ def test_figures_keep_their_size_whatever_they_hold() -> None:
     [
         ("/events/{image}/input", STORED_SECONDS),
         ("/events/{image}/map.png", STORED_SECONDS),
+        ("/events/{image}/reconstruction.png", STORED_SECONDS),
         ("/events/{sensor}/plot.png", CHANGING_SECONDS),
         ("/models/pumps/histogram.png", CHANGING_SECONDS),
     ],
