@@ -56,6 +56,10 @@ class AnoGAN(KerasDetector):
     def sample_components(self, x: np.ndarray):
         return self.model.search(x)
 
+    def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
+        """G(z*): the generated sample the latent search settles on, the one the residual is measured against."""
+        return self.model.reconstruct(x)
+
     def validation_loss(self, x: np.ndarray) -> float | None:
         """With an encoder, its held-out reconstruction error tracks how well the GAN covers normal data."""
         if not self.params.encoder_init:

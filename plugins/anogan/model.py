@@ -34,6 +34,7 @@ class AnoGANModel:
         spec = tf.TensorSpec([None, *shape], tf.float32)
         self._step = tf.function(self._train_step, input_signature=[spec], jit_compile=xla)
         self._search = tf.function(self._search_fn, input_signature=[spec])
+        self._reconstruct = tf.function(self._reconstruct_fn, input_signature=[spec])
         self._residual = tf.function(self._encoder_residual, input_signature=[spec])
 
     def _train_step(self, x):
@@ -83,8 +84,9 @@ class AnoGANModel:
             [self._residual(tf.convert_to_tensor(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
         )
 
-    def _search_fn(self, x):
-        """Adam on the latent codes of the whole batch at once; per-sample losses are summed so gradients stay per sample."""
+    def _latent_search(self, x, x_features):
+        """z*: Adam on the latent codes of the whole batch at once; per-sample losses are summed so gradients
+        stay per sample. Scoring and drawing both start here, so the picture shown is the one scored."""
         p = self.params
         lam = p.lam
         n = tf.shape(x)[0]
@@ -92,7 +94,6 @@ class AnoGANModel:
             z = self.encoder(x, training=False)
         else:
             z = tf.random.stateless_normal([n, p.latent], seed=[self.seed, 0])
-        x_features = self.features(x, training=False)
         m = tf.zeros_like(z)
         v = tf.zeros_like(z)
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -106,10 +107,21 @@ class AnoGANModel:
             m = b1 * m + (1 - b1) * grad
             v = b2 * v + (1 - b2) * tf.square(grad)
             z = z - p.search_lr * (m / (1 - b1**t)) / (tf.sqrt(v / (1 - b2**t)) + eps)
-        fake = self.generator(z, training=False)
+        return z
+
+    def _search_fn(self, x):
+        x_features = self.features(x, training=False)
+        fake = self.generator(self._latent_search(x, x_features), training=False)
         residual, discrimination = self._parts(x, fake, x_features)
         return {"reconstruction": residual, "discriminator": discrimination}, tf.reduce_mean(tf.abs(x - fake), axis=-1)
+
+    def _reconstruct_fn(self, x):
+        return self.generator(self._latent_search(x, self.features(x, training=False)), training=False)
 
     def search(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         comps, residual = self._search(tf.convert_to_tensor(x, tf.float32))
         return {k: v.numpy() for k, v in comps.items()}, residual.numpy() if self.image else None
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        """G(z*) for a batch, from the same search scoring runs."""
+        return self._reconstruct(tf.convert_to_tensor(x, tf.float32)).numpy()

@@ -40,6 +40,23 @@ def test_ganomaly_draws_a_picture_of_the_input_size(spec: ImageSpec) -> None:
         assert drawn.std() > 0  # a picture, not one flat value
 
 
+@pytest.mark.parametrize("encoder_init", [True, False], ids=["encoder-start", "seeded-start"])
+def test_anogan_draws_the_picture_its_search_scores(encoder_init: bool) -> None:
+    cls = registry().get("anogan")
+    assert cls.draws_reconstructions()
+    params = cls.Params(**TINY, encoder_init=encoder_init)
+    detector = cls(ImageSpec(image_size=16, tile=True, stride=8), params, SETTINGS).fit(synthetic_images())
+    image = synthetic_images(count=1, seed=2).images[0]
+    drawn = harness.reconstruction(detector, image)
+    assert drawn is not None and drawn.dtype == np.uint8
+    assert drawn.shape == (*image.shape[:2], 1)
+    np.testing.assert_array_equal(drawn, harness.reconstruction(detector, image))  # deterministic search
+    # The drawn G(z*) is the one scoring measured: its residual map is |x - G(z*)|.
+    x = np.random.default_rng(3).uniform(-1, 1, (4, 16, 16, 1)).astype(np.float32)
+    _, maps = detector.sample_components(x)
+    np.testing.assert_allclose(maps, np.abs(x - detector.sample_reconstructions(x)).mean(axis=-1), atol=1e-5)
+
+
 def test_an_rgb_image_is_drawn_in_the_models_channels() -> None:
     detector = fitted("ganomaly", ImageSpec(image_size=16))
     rgb = np.repeat(synthetic_images(count=1).images[0], 3, axis=2)
