@@ -32,7 +32,7 @@ MAX_ID = 2**63 - 1  # events.id is 64-bit: a larger number is no event, and the 
 _LABEL_FILTERS = (*LABELS, "none")
 # How long a browser may reuse a picture without asking again. A stored input never changes, nor do its
 # map and reconstruction by the model version that scored it; a sensor plot gains the event's later neighbours
-# as they arrive, and a model's histogram its newest scores, so those are kept only a minute.
+# as they arrive until its window is full, and a model's histogram its newest scores, so those are kept a minute.
 STORED_SECONDS = 24 * 3600
 CHANGING_SECONDS = 60
 
@@ -221,11 +221,14 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
                 steps, own, scores, found.event.threshold, marked=steps[-1], title=f"{title}: this event's window"
             )
             return _picture(drawn, "image/png", STORED_SECONDS)
+        near = queries.neighbours(engine, found.event)
         around = [
             (record, rows[0])
-            for record, payload in queries.neighbours(engine, found.event)
+            for record, payload in near
             if (rows := payloads.readings(payload)) is not None and rows.shape == own.shape
         ]
+        # Once every later neighbour the plot shows has arrived it can never change (events are not rewritten).
+        later = len(near) - 1 - [record.id for record, _ in near].index(found.event.id)
         drawn = figures.series(
             [record.event_time or record.received_at for record, _ in around],
             np.stack([reading for _, reading in around]),
@@ -234,7 +237,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
             marked=found.event.event_time or found.event.received_at,
             title=f"{title}: this event and its neighbours",
         )
-        return _picture(drawn, "image/png", CHANGING_SECONDS)
+        return _picture(drawn, "image/png", STORED_SECONDS if later >= queries.NEIGHBOURS_AFTER else CHANGING_SECONDS)
 
     @pages.post("/events/<int:event_id>/label")
     def label(event_id: int) -> ResponseReturnValue:

@@ -37,13 +37,16 @@ def test_figures_keep_their_size_whatever_they_hold() -> None:
         ("/events/{image}/input", STORED_SECONDS),
         ("/events/{image}/map.png", STORED_SECONDS),
         ("/events/{image}/reconstruction.png", STORED_SECONDS),
-        ("/events/{sensor}/plot.png", CHANGING_SECONDS),
+        ("/events/{sensor}/plot.png", STORED_SECONDS),  # its 16 later neighbours have all arrived
+        ("/events/{newest}/plot.png", CHANGING_SECONDS),  # the window after it is still filling
         ("/models/pumps/histogram.png", CHANGING_SECONDS),
     ],
 )
 def test_pictures_say_how_long_a_browser_may_keep_them(store: Store, path: str, seconds: int) -> None:
     browser = create_app(store.engine).test_client()
-    answer = browser.get(path.format(image=store.image_ids[-1], sensor=store.sensor_ids[3]))
+    answer = browser.get(
+        path.format(image=store.image_ids[-1], sensor=store.sensor_ids[3], newest=store.sensor_ids[-1])
+    )
     assert answer.status_code == 200
     assert answer.cache_control.private and answer.cache_control.max_age == seconds
     assert browser.get("/").cache_control.max_age is None  # pages are always fetched afresh
