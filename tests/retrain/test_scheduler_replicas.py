@@ -63,14 +63,15 @@ def test_two_scheduler_replicas_run_each_trigger_once_and_hand_over_when_the_hol
     _make_due(pg_db)
     env = {**os.environ, "ANOMALY_DATABASE_URL": pg_db, "ANOMALY_RETRAIN_DATA": "events"}
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    outputs = [log.open("w") for log in logs]
     replicas = [
         subprocess.Popen(
             [sys.executable, "-m", "anomaly", "scheduler", "--poll", "0.5"],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
+            stderr=output,
         )
-        for log in logs
+        for output in outputs
     ]
 
     def said(i: int, line: str) -> int:
@@ -78,8 +79,9 @@ def test_two_scheduler_replicas_run_each_trigger_once_and_hand_over_when_the_hol
 
     try:
         wait_until(lambda: len(_finished_runs(pg_db)) == 1, 120, "the first trigger's retrain", every_s=0.5)
-        (holder,) = [i for i in (0, 1) if said(i, LEADER)]
-        other = 1 - holder
+        holders = [i for i in (0, 1) if said(i, LEADER)]
+        assert len(holders) == 1, [log.read_text() for log in logs]
+        holder, other = holders[0], 1 - holders[0]
         wait_until(lambda: said(holder, RAN) == 1, 10, "the holder's log of its retrain")
         time.sleep(3)  # six leadership checks: the other replica neither takes the schedule nor runs the trigger
         assert len(_finished_runs(pg_db)) == 1 and said(other, RAN) == 0 and said(other, LEADER) == 0
@@ -92,8 +94,9 @@ def test_two_scheduler_replicas_run_each_trigger_once_and_hand_over_when_the_hol
     finally:
         for replica in replicas:
             replica.send_signal(signal.SIGTERM)
-        for replica in replicas:
+        for replica, output in zip(replicas, outputs):
             replica.wait(30)
+            output.close()
     runs = sorted(_finished_runs(pg_db), key=lambda r: r.id)
     assert [(r.trigger, r.decision) for r in runs] == [("scheduled", "skipped")] * 2
     assert "fewer than the 32 retrain.min_items" in (runs[1].reason or "")
