@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
 from anomaly.store.engine import create_engine_for
 
@@ -43,6 +45,23 @@ def scratch_database(server_url: str, prefix: str = "anomaly_scratch") -> Iterat
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop(admin, name)
         admin.dispose()
+
+
+def _drop(admin: Engine, name: str, patience: float = 60.0) -> None:
+    """Drop ``name``, waiting out the server's autovacuum worker on a freshly filled database.
+
+    ``WITH (FORCE)`` ends the test's own sessions, but not an autovacuum worker, which belongs to
+    the superuser: the drop is refused with InsufficientPrivilege (or ObjectInUse) until it ends.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in ("42501", "55006") or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
