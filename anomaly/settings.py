@@ -19,7 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, PositiveInt, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    PositiveInt,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -37,6 +48,8 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:59092"  # scripts/kafka.sh's broker
 # Keys whose values never show: the database URL carries its password.
 SECRET_KEYS = frozenset({"database.url", "kafka.sasl_plain_password", "kafka.ssl_password", "ui.token"})
 _ENV_NAMES = {"kafka.bootstrap_servers": "ANOMALY_KAFKA_BOOTSTRAP"}
+# Tables of tables: only the file sets them, a variable could not name one model's key readably.
+_FILE_ONLY = frozenset({"retrain.models"})
 
 _explicit_path: ContextVar[Path | None] = ContextVar("anomaly_config_path", default=None)
 
@@ -98,6 +111,28 @@ class ServeConfig(_Table):
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
+class RetrainOverrides(_Table):
+    """``[retrain.models.NAME]``: one model's own training data and promotion margins, over ``[retrain]``'s.
+
+    Models fed by different sources differ in how much stored traffic to trust and how strict the
+    comparison must be; the process limits stay shared, since every retrain runs on the same machine.
+    Unset keys are None and never dumped, so ``config show`` and a run's record hold only what is set.
+    """
+
+    data: Literal["source", "events", "both"] | None = None
+    max_events: PositiveInt | None = None
+    contamination: float | None = Field(default=None, ge=0, lt=1)
+    min_items: PositiveInt | None = None
+    holdout: float | None = Field(default=None, gt=0, lt=1)
+    epochs: PositiveInt | None = None
+    fpr_margin: float | None = Field(default=None, ge=0, le=1)
+    auroc_margin: float | None = Field(default=None, ge=0, le=1)
+
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
 class RetrainConfig(_Table):
     """``[retrain]``: what a retrain trains on, when its challenger replaces the champion, and its process's limits."""
 
@@ -115,6 +150,16 @@ class RetrainConfig(_Table):
     nice: int = Field(default=10, ge=0, le=19)
     threads: PositiveInt = 1
     misfire_grace_time: PositiveInt = 600
+    models: dict[str, RetrainOverrides] = {}
+
+    def for_model(self, name: str) -> RetrainConfig:
+        """The settings a retrain of ``name`` runs with: its ``[retrain.models.NAME]`` keys over these."""
+        overrides = self.models.get(name)
+        return self.model_copy(update=overrides.model_dump()) if overrides else self
+
+    def decisions(self) -> dict[str, Any]:
+        """The values of the keys a model may override, as a run records what it trained and was judged with."""
+        return {key: getattr(self, key) for key in RetrainOverrides.model_fields}
 
 
 class UiConfig(_Table):
@@ -127,6 +172,8 @@ class UiConfig(_Table):
 
 def env_names(key: str) -> tuple[str, ...]:
     """The variables that set ``key`` (``table.name``): its own, and ``..._FILE`` for a secret."""
+    if key in _FILE_ONLY:
+        return ()
     name = _ENV_NAMES.get(key, "ANOMALY_" + key.replace(".", "_").upper())
     return (name, f"{name}_FILE") if key in SECRET_KEYS else (name,)
 
@@ -262,15 +309,19 @@ def _one_line(exc: ValidationError, path: Path | None, origins: dict[str, str]) 
     """The first problem as ``WHERE: KEY: what is wrong (got VALUE)``; secrets are never shown."""
     errors = exc.errors()
     error = errors[0]
-    key = ".".join(str(part) for part in error["loc"][:2])
+    # A model's override is named down to its own key: retrain.models.NAME.KEY.
+    per_model = tuple(error["loc"][:2]) == ("retrain", "models")
+    key = ".".join(str(part) for part in error["loc"][: 4 if per_model else 2])
     where = origins.get(key, f"file {path}").removeprefix("env file ").removeprefix("env ").removeprefix("file ")
     if error["type"] == "extra_forbidden":
         table = key.split(".")[0]
         known = [k for k in keys() if k.startswith(f"{table}.")] if "." in key else list(Settings.model_fields)
+        if per_model:
+            known = list(RetrainOverrides.model_fields)
         message = f"{where}: unknown setting {key} (allowed: {', '.join(known)})"
     else:
         message = f"{where}: {key}: {error['msg'][0].lower()}{error['msg'][1:]}"
-        if key in keys() and key not in SECRET_KEYS:
+        if (key in keys() or per_model) and key not in SECRET_KEYS:
             message += f" (got {str(error['input'])[:80]!r})"
     more = len({tuple(e["loc"][:2]) for e in errors}) - 1
     return message + (f" (and {more} more)" if more > 0 else "")

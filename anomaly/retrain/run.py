@@ -68,10 +68,13 @@ def retrain(
     config: RetrainConfig | None = None,
     engine: Engine | None = None,
 ) -> RunReport:
-    """Retrain the active version of ``name`` once; see the module docstring for what is recorded."""
+    """Retrain the active version of ``name`` once, with its ``[retrain.models.NAME]`` keys over ``config``'s.
+
+    See the module docstring for what is recorded; the data summary holds the effective data and decision keys.
+    """
     from anomaly import settings
 
-    config = config or settings.load().settings.retrain
+    config = (config or settings.load().settings.retrain).for_model(name)
     engine = engine or get_engine()
     champion = registry.active_model(name, engine=engine)
     if champion is None:
@@ -85,7 +88,7 @@ def retrain(
             trigger=trigger,
             started_at=started,
             status="running",
-            data_summary={"champion_version": champion.version},
+            data_summary={"champion_version": champion.version, "settings": config.decisions()},
         )
         session.add(row)
         session.flush()
@@ -190,7 +193,7 @@ def _conclude(report: RunReport, outcome: dict[str, Any], config: RetrainConfig,
         report.name, out, Manifest.read(out), trigger=report.trigger, data_summary=outcome["summary"], engine=engine
     )
     report.challenger_version = record.version
-    report.summary = {**outcome["summary"], "champion_version": report.champion_version}
+    report.summary = {**outcome["summary"], "champion_version": report.champion_version, "settings": config.decisions()}
     report.metrics = {"champion": outcome["champion"], "challenger": outcome["challenger"]}
     decision = decide(outcome["champion"], outcome["challenger"], config.fpr_margin, config.auroc_margin)
     report.status, report.decision, report.reason = "succeeded", decision.name, decision.reason

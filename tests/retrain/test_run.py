@@ -85,7 +85,8 @@ def test_a_worse_challenger_is_registered_but_rejected_with_its_reason_in_one_ro
     (row,) = _runs(engine)  # the registry's own row for version 2 was folded into the run's
     assert (row.status, row.decision, row.reason) == ("succeeded", "rejected", report.reason)
     assert row.metrics == {"champion": report.metrics["champion"], "challenger": report.metrics["challenger"]}
-    assert row.data_summary == {"train_items": 80, "evaluation_items": 20, "champion_version": 1}
+    settings = RetrainConfig(fpr_margin=0.01).decisions()
+    assert row.data_summary == {"train_items": 80, "evaluation_items": 20, "champion_version": 1, "settings": settings}
     assert active_model("pump", engine=engine) == champion
     assert [m.status for m in list_models("pump", engine=engine)] == ["candidate", "active"]
 
