@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import desc, select, update
+from sqlalchemy import desc, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Only the very first version of a name has no rows to lock: two racing registrations can both pick
 # version 1, and the loser retries (then as version 2).
 _REGISTER_ATTEMPTS = 3
+# The advisory-lock key space of model registrations (two-int4 form, apart from the scheduler's one-key lock).
+_LOCK_SPACE = 0x616E6F6D
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,17 @@ class ModelRecord:
 def _lock_versions(session: Session, name: str) -> list[Model]:
     """The name's versions, read only after this transaction holds the write lock on them.
 
-    A no-op UPDATE takes the lock on both dialects: row locks on PostgreSQL, the database write
-    lock on SQLite (where a plain SELECT would not start the write transaction). Reading after it,
-    in a new statement, sees whatever a concurrent writer we waited for has committed, which a
-    ``SELECT ... FOR UPDATE`` does not for rows inserted meanwhile.
+    On PostgreSQL a transaction advisory lock on the name queues registrations of one name first:
+    the row locks of the UPDATE below, taken in no fixed order, deadlocked two registrations that
+    each held some of the rows. A no-op UPDATE then takes the lock on both dialects: row locks on
+    PostgreSQL, the database write lock on SQLite (where a plain SELECT would not start the write
+    transaction). Reading after it, in a new statement, sees whatever a concurrent writer we waited
+    for has committed, which a ``SELECT ... FOR UPDATE`` does not for rows inserted meanwhile.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:name))"), {"space": _LOCK_SPACE, "name": name}
+        )
     session.execute(update(Model).where(Model.name == name).values(name=Model.name))
     return list(session.scalars(select(Model).where(Model.name == name).order_by(Model.version)))
 
