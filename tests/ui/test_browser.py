@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -15,6 +16,9 @@ from werkzeug.serving import make_server
 from anomaly.store.schema import Event
 from anomaly.ui.app import create_app
 from tests.ui.conftest import ARTIFACTS, TOKEN, Store, all_images_loaded, console_errors
+
+# A form post reloads the page: an element found just before the reload is stale when read, so look again.
+RELOADING = (StaleElementReferenceException,)
 
 # The browser test needs one database; the pages' queries run on both in test_pages.py.
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -36,7 +40,7 @@ def site(store: Store) -> Iterator[str]:
 def open_event(browser: WebDriver, site: str, event_id: int, screenshot: str) -> None:
     browser.get(f"{site}/")
     browser.find_element(By.LINK_TEXT, str(event_id)).click()
-    WebDriverWait(browser, 60).until(all_images_loaded)
+    WebDriverWait(browser, 60, ignored_exceptions=RELOADING).until(all_images_loaded)
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith(f"Event {event_id}")
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / screenshot
@@ -58,9 +62,11 @@ def test_review_an_image_and_a_sensor_event_and_label_one(browser: WebDriver, si
     browser.find_element(By.LINK_TEXT, "Sign in to label").click()
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "sign-in").click()
-    WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.ID, "label-anomaly"))
+    WebDriverWait(browser, 20, ignored_exceptions=RELOADING).until(lambda b: b.find_elements(By.ID, "label-anomaly"))
     browser.find_element(By.ID, "label-anomaly").click()
-    WebDriverWait(browser, 20).until(lambda b: "labelled anomaly" in b.find_element(By.ID, "flash").text)
+    WebDriverWait(browser, 20, ignored_exceptions=RELOADING).until(
+        lambda b: "labelled anomaly" in b.find_element(By.ID, "flash").text
+    )
     assert browser.find_element(By.ID, "label").text.startswith("anomaly")
     with Session(store.engine) as session:
         assert session.get(Event, store.sensor_ids[2]).label == "anomaly"
