@@ -8,6 +8,7 @@ matplotlib draws them (its ``Figure`` directly, not pyplot: no global state, no 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,7 @@ _DPI = 100
 MASK_COLOUR = "#00e5ff"
 
 
-def save_picture(
-    path: Path,
+def picture(
     image: np.ndarray,
     anomaly_map: np.ndarray,
     *,
@@ -35,8 +35,8 @@ def save_picture(
     threshold: float,
     mask: np.ndarray | None = None,
     title: str = "",
-) -> Path:
-    """Write the image and its heat overlay side by side as a PNG of ``PICTURE_SIZE`` pixels.
+) -> bytes:
+    """The image and its heat overlay side by side: PNG bytes of ``PICTURE_SIZE`` pixels.
 
     ``scale`` is the map value drawn as full heat: the model's own (a high percentile of held-out
     normal residuals), fixed, so pictures of different parts are comparable and a normal part stays
@@ -65,9 +65,9 @@ def save_picture(
         f"{title}\nscore {score:.3f}  ·  threshold {threshold:.3f}  ·  {verdict}".lstrip(),
         color="#b00020" if score > threshold else "black",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    return out.getvalue()
 
 
 def picture_name(item_id: str) -> str:
@@ -80,9 +80,11 @@ def write_pictures(folder: Path, data: ImageSet, scores: Scores, scale: float) -
     if scores.maps is None:
         raise ValueError("write_pictures needs the scores' maps: score with maps=True")
     masks = data.masks or [None] * len(data)
-    return [
-        save_picture(
-            folder / picture_name(result.id),
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image, mask, result, anomaly_map in zip(data.images, masks, scores, scores.maps):
+        path = folder / picture_name(result.id)
+        drawn = picture(
             image,
             anomaly_map,
             scale=scale,
@@ -91,5 +93,6 @@ def write_pictures(folder: Path, data: ImageSet, scores: Scores, scale: float) -
             mask=mask,
             title=result.id,
         )
-        for image, mask, result, anomaly_map in zip(data.images, masks, scores, scores.maps)
-    ]
+        path.write_bytes(drawn)
+        paths.append(path)
+    return paths

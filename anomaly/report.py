@@ -16,6 +16,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from anomaly import maps
 from anomaly.data.images import ImageSet
 from anomaly.data.load import load_dataset
 from anomaly.data.series import SeriesSet
@@ -114,7 +115,7 @@ def _top_samples(
         score = float(scores.scores[i])
         if isinstance(data, ImageSet):
             assert scores.maps is not None
-            picture = figures.overlay(
+            picture = maps.picture(
                 data.images[i],
                 scores.maps[i],
                 scale=model.map_scale or 1.0,

@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
+from anomaly import maps
 from anomaly.errors import AnomalyError
 from anomaly.store import LABELS
 from anomaly.store.queries import label_event
@@ -190,7 +191,7 @@ def _routes(engine: Engine, token: str | None) -> Blueprint:
             heat, scale = payloads.anomaly_map(artifact, picture)
         except AnomalyError as exc:
             abort(404, f"no anomaly map for event {event_id}: {exc}")
-        drawn = figures.overlay(
+        drawn = maps.picture(
             picture, heat, scale=scale, score=found.event.score, threshold=found.event.threshold, title=""
         )
         return _picture(drawn, "image/png", STORED_SECONDS)

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
-
-from anomaly.maps import save_picture
 
 THRESHOLD_COLOUR = "#b00020"
 
@@ -113,31 +109,6 @@ def series(
     top.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize="small", ncols=2)
     fig.text(0.5, 0.965, title, ha="center", va="center", fontsize="large")
     return png(fig)
-
-
-def overlay(
-    image: np.ndarray,
-    anomaly_map: np.ndarray,
-    *,
-    scale: float,
-    score: float,
-    threshold: float,
-    mask: np.ndarray | None = None,
-    title: str = "",
-) -> bytes:
-    """``anomaly.maps``'s picture of the part beside its heat map, as bytes instead of a file."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = save_picture(
-            Path(folder) / "map.png",
-            image,
-            anomaly_map,
-            scale=scale,
-            score=score,
-            threshold=threshold,
-            mask=mask,
-            title=title,
-        )
-        return path.read_bytes()
 
 
 def curve(x: np.ndarray, y: np.ndarray, *, xlabel: str, ylabel: str, title: str, diagonal: bool = False) -> bytes:
