@@ -36,9 +36,9 @@ SIZES = {"full": (50, 1000), "smoke": (2, 50)}
 SHAPES = [(0, "3 floats"), (38, "3 floats + 38-channel list")]
 DATABASES = {"sqlite": "SQLite (WAL, file)", "postgresql": "PostgreSQL 15 (loopback)"}
 ANALYSIS = """\
-"3 floats" is what detectors emit today (`reconstruction`, `discriminator`, `latent`): the PostgreSQL target of
-20,000 events/s is met with it. A 38-float list per event costs about a third of the rate on both databases (JSON
-encoding in Python), which brings PostgreSQL under the target.
+"3 floats" is what the GAN detectors emit (`reconstruction`, `discriminator`, `latent`); the PostgreSQL target is
+20,000 events/s. A 38-float list per event costs about a third of the rate on both databases (JSON encoding in
+Python); whether PostgreSQL then stays over the target has varied between runs on this shared machine.
 
 How the PostgreSQL path got there (same machine, same 1,000-event batches): a multi-row `INSERT … VALUES … ON
 CONFLICT DO NOTHING RETURNING` (SQLAlchemy's insertmanyvalues) reached about 5,300 events/s, most of it psycopg
