@@ -29,6 +29,8 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """The stream tests' own running PostgreSQL server, so the outage test's stop never disturbs the shared
-    one other test sessions may be using; stopped at the end of the session."""
+    one other test sessions may be using; stopped at the end of the session if this session started it."""
+    already_running = postgres("status").returncode == 0
     yield running_server_url(PG_ENV)
-    postgres("stop")
+    if not already_running:
+        postgres("stop")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,7 +35,12 @@ Message = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 # A PostgreSQL server of the stream tests' own, so stopping it (the outage test) never disturbs the
 # shared one other test sessions may be using.
-PG_ENV = {"ANOMALY_PG_DIR": "/tmp/anomaly-pg-stream", "ANOMALY_PG_PORT": "55442"}
+# The stream tests' own server; ANOMALY_STREAM_PG_DIR/PORT move it, so that two sessions at once (one
+# of them stopping it for the outage test) need not share it.
+PG_ENV = {
+    "ANOMALY_PG_DIR": os.environ.get("ANOMALY_STREAM_PG_DIR", "/tmp/anomaly-pg-stream"),
+    "ANOMALY_PG_PORT": os.environ.get("ANOMALY_STREAM_PG_PORT", "55442"),
+}
 
 
 def postgres(action: str) -> subprocess.CompletedProcess[str]:
