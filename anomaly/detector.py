@@ -257,12 +257,12 @@ class Detector(ABC):
             detector = cls(manifest.spec, params=params_from_mapping(cls.Params, manifest.params, cls.name))
         except AnomalyError as exc:
             raise ArtifactError(f"{directory}: manifest {exc}") from None
-        if ref.components and sorted(ref.components) != sorted(cls.components):
+        if ref.components and sorted(ref.components) != sorted(detector.components):
             raise ArtifactError(
                 f"{directory}: the model scores {', '.join(ref.components)}, but the installed {cls.name} "
-                f"{cls.version} scores {', '.join(cls.components)}; retrain the model"
+                f"{cls.version} scores {', '.join(detector.components)}; retrain the model"
             )
-        unknown = set(manifest.normalisation.weights) - set(cls.components)
+        unknown = set(manifest.normalisation.weights) - set(detector.components)
         if unknown:
             raise ArtifactError(
                 f"{directory}: manifest weights components {', '.join(sorted(unknown))} it does not have"

@@ -2,16 +2,19 @@
 
 Anomalies are samples whose latent code is not preserved through reconstruction (the
 ``latent`` component), that reconstruct badly (``reconstruction``) or whose discriminator
-features differ from their reconstruction's (``discriminator``).
+features differ from their reconstruction's (``discriminator``). With ``memory`` set, images also
+score by how far their patches' features are from the nearest training patch's (``memory``,
+``anomaly_plugins.ganomaly.memory``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from anomaly import harness
+from anomaly.errors import AnomalyError
 from anomaly.keras.detector import (
     MAX_LATENT,
     GANParams,
@@ -20,6 +23,10 @@ from anomaly.keras.detector import (
 )
 from anomaly.params import option
 
+# The memory bank's options: which network's features it holds (none: no bank).
+MEMORY = ("none", "discriminator", "encoder")
+MAX_BANK = 65536
+
 
 @dataclass
 class GANomalyParams(GANParams):
@@ -27,6 +34,15 @@ class GANomalyParams(GANParams):
     w_adv: float = option(1.0, low=0, help="weight of the adversarial (feature-matching) loss")
     w_con: float = option(50.0, low=0, help="weight of the reconstruction loss")
     w_enc: float = option(1.0, low=0, help="weight of the latent (encoder) loss")
+    memory: str = option(
+        "none",
+        choices=MEMORY,
+        help="images: also score patches by distance to a bank of this network's training features",
+    )
+    memory_level: int = option(0, low=0, high=16, help="the bank's feature map: 0 the first, half the sample's size")
+    memory_size: int = option(
+        4096, low=1, high=MAX_BANK, help="patches the bank keeps (a greedy coreset of training's)"
+    )
 
 
 class GANomaly(KerasDetector):
@@ -43,26 +59,67 @@ class GANomaly(KerasDetector):
     # machines, where reconstruction gave 0.83-0.96; docs/decisions/0001-series-score-and-network-widths.md):
     # series score by reconstruction unless told otherwise.
     series_weights = {"latent": 0.0, "reconstruction": 1.0, "discriminator": 0.0}
+    memory_weights = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0, "memory": 1.0}
     Params = GANomalyParams
 
     def __init__(self, spec, params=None, settings=None) -> None:
+        params = params if params is not None else self.Params()
+        if params.memory != "none":
+            self.components = (*type(self).components, "memory")
         super().__init__(spec, params, settings)
         if spec.modality == "series":
             self.default_weights = self.series_weights
+        elif params.memory != "none":
+            self.default_weights = self.memory_weights
+        self.bank: np.ndarray | None = None
+
+    def prepare(self, spec) -> None:
+        """Refuse a bank for series, or of a feature level the sample size does not have, before anything trains."""
+        super().prepare(spec)
+        if self.params.memory == "none":
+            return
+        if spec.modality != "image":
+            raise AnomalyError("the memory bank scores image patches; series take memory=none")
+        levels = int(np.log2(spec.sample_shape[0] // 4))
+        if self.params.memory_level >= levels:
+            raise AnomalyError(
+                f"memory_level: {spec.sample_shape[0]}-px samples have feature levels 0-{levels - 1}, "
+                f"not {self.params.memory_level}"
+            )
+
+    @property
+    def fits_once(self) -> bool:
+        """The bank is built once, from the trained networks' features of every training sample."""
+        return self.params.memory != "none"
 
     def build(self) -> None:
+        from anomaly_plugins.ganomaly import memory
         from anomaly_plugins.ganomaly.model import GANomalyModel
 
         require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded, self.compile_training)
         self.networks = self.model.networks
+        if self.params.memory != "none":
+            network = self.model.features if self.params.memory == "discriminator" else self.model.encoder
+            self.memory_model = memory.feature_model(network, self.params.memory_level)
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:
         return self.model.train_step(x)
 
+    def fit_once(self, x: np.ndarray) -> dict[str, float]:
+        from anomaly_plugins.ganomaly import memory
+
+        self.bank = memory.build_bank(self.memory_model, x, self.params.memory_size, self.settings.seed)
+        return {"memory_patches": float(len(self.bank))}
+
     def sample_components(self, x: np.ndarray):
-        return self.model.components(x)
+        from anomaly_plugins.ganomaly import memory
+
+        comps, residual = self.model.components(x)
+        if self.bank is not None:
+            comps["memory"] = memory.patch_scores(self.memory_model, self.bank, x)
+        return comps, residual
 
     def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
         """G(x): the decoder's picture of the encoder's code, the residual's other half."""
@@ -70,6 +127,26 @@ class GANomaly(KerasDetector):
         return np.asarray(model.decoder(model.encoder(x, training=False), training=False))
 
     def validation_loss(self, x: np.ndarray) -> float:
-        """Reconstruction and latent loss on held-out normal data: what the generator is asked to minimise."""
-        comps, _ = harness.components(self, x, want_maps=False)
-        return float(np.mean(self.params.w_con * comps["reconstruction"] + self.params.w_enc * comps["latent"]))
+        """Reconstruction and latent loss on held-out normal data: what the generator is asked to minimise.
+
+        Read from the networks alone: during training there is no bank yet to score a ``memory`` component.
+        """
+        losses = []
+        for start in range(0, len(x), self.score_batch_size):
+            comps, _ = self.model.components(x[start : start + self.score_batch_size])
+            losses.append(self.params.w_con * comps["reconstruction"] + self.params.w_enc * comps["latent"])
+        return float(np.mean(np.concatenate(losses)))
+
+    def save_state(self, directory: Path) -> None:
+        from anomaly_plugins.ganomaly import memory
+
+        super().save_state(directory)
+        if self.bank is not None:
+            memory.save_bank(directory, self.bank)
+
+    def load_state(self, directory: Path) -> None:
+        from anomaly_plugins.ganomaly import memory
+
+        super().load_state(directory)
+        if self.params.memory != "none":
+            self.bank = memory.load_bank(directory, int(self.memory_model.output.shape[-1]))

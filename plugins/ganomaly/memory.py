@@ -1,0 +1,126 @@
+"""A memory bank of normal patch features from GANomaly's own networks, scored by nearest-neighbour distance.
+
+GANomaly's pixel residual misses defects its generator rebuilds well (smooth dark shapes on a
+striped surface), and its latent and discriminator errors compare a sample only with its own
+reconstruction. A bank instead compares each patch's features — a position of one of the
+encoder's or discriminator's feature maps, averaged over its 3x3 neighbourhood as PatchCore does
+— with the nearest patch seen in training: texture that no training patch had is far from all of
+them. The bank is a greedy k-centre coreset of the training patches, so its size and the cost of
+scoring stay bounded however many tiles trained. It is stored as one data-only ``.npz`` file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import pairwise_distances_argmin_min
+
+from anomaly_plugins.baselines.arrays import load_arrays, save_arrays
+
+FILE = "memory.npz"
+# Candidates the greedy coreset chooses among: a random subset of the training patches, so choosing
+# stays seconds on a CPU (each centre costs one pass over the candidates).
+MAX_CANDIDATES = 65536
+# The coreset's distances are measured in a random projection of at most this many dimensions.
+PROJECTED = 32
+
+
+def feature_model(network: Any, level: int) -> Any:
+    """A Keras model from ``network``'s input to its ``level``-th downsampling feature map, 3x3-averaged.
+
+    ``anomaly.keras.networks.body`` ends every stride-2 level in a LeakyReLU; level 0 is the first
+    (half the input's size). The network's own layers are reused, not copied.
+    """
+    import keras
+
+    outputs = [layer.output for layer in network.layers if isinstance(layer, keras.layers.LeakyReLU)]
+    if not 0 <= level < len(outputs):
+        raise ValueError(f"{network.name} has {len(outputs)} feature levels, not a level {level}")
+    pooled = keras.layers.AveragePooling2D(3, strides=1, padding="same")(outputs[level])
+    return keras.Model(network.input, pooled, name=f"{network.name}_level{level}")
+
+
+def patch_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, positions, features): every spatial position of every sample's feature map."""
+    parts = []
+    for start in range(0, len(x), batch_size):
+        out = np.asarray(model(x[start : start + batch_size], training=False), dtype=np.float32)
+        parts.append(out.reshape(len(out), -1, out.shape[-1]))
+    return np.concatenate(parts)
+
+
+def build_bank(model: Any, x: np.ndarray, size: int, seed: int, batch_size: int = 256) -> np.ndarray:
+    """The bank for training samples ``x``: a coreset of ``size`` of their patches.
+
+    Features are computed a batch at a time and only the candidates kept, so memory stays bounded
+    by ``MAX_CANDIDATES`` patches however many samples trained.
+    """
+    rng = np.random.default_rng(seed)
+    positions, features = math.prod(model.output.shape[1:-1]), int(model.output.shape[-1])
+    total = len(x) * positions
+    if total <= MAX_CANDIDATES:
+        return coreset(patch_features(model, x, batch_size).reshape(-1, features), size, rng)
+    pick = rng.choice(total, MAX_CANDIDATES, replace=False)
+    order = np.argsort(pick)
+    wanted = pick[order]
+    candidates = np.empty((MAX_CANDIDATES, features), dtype=np.float32)
+    for start in range(0, len(x), batch_size):
+        lo, hi = np.searchsorted(wanted, [start * positions, (start + batch_size) * positions])
+        if lo == hi:
+            continue
+        flat = patch_features(model, x[start : start + batch_size], batch_size).reshape(-1, features)
+        candidates[order[lo:hi]] = flat[wanted[lo:hi] - start * positions]
+    return coreset(candidates, size, rng)
+
+
+def coreset(candidates: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` rows of ``candidates`` chosen greedily, each the farthest from those chosen before (k-centre).
+
+    The farthest-first choice covers rare normal patches that random sampling would drop, so a
+    rare but normal texture does not score as a defect.
+    """
+    if len(candidates) <= size:
+        return candidates.copy()
+    projected = candidates
+    if candidates.shape[1] > PROJECTED:
+        projection = rng.normal(size=(candidates.shape[1], PROJECTED)) / np.sqrt(PROJECTED)
+        projected = candidates @ projection.astype(np.float32)
+    chosen = np.empty(size, dtype=np.int64)
+    chosen[0] = rng.integers(len(candidates))
+    nearest = np.sum((projected - projected[chosen[0]]) ** 2, axis=1)
+    for i in range(1, size):
+        chosen[i] = int(np.argmax(nearest))
+        nearest = np.minimum(nearest, np.sum((projected - projected[chosen[i]]) ** 2, axis=1))
+    return candidates[chosen]
+
+
+def nearest_distances(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest bank row (exact, computed in chunks)."""
+    return pairwise_distances_argmin_min(queries, bank)[1].astype(np.float64)
+
+
+def patch_scores(model: Any, bank: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per sample, the largest nearest-neighbour distance over its patches: one unusual patch flags it."""
+    features = patch_features(model, x)
+    distances = nearest_distances(features.reshape(-1, features.shape[-1]), bank)
+    return distances.reshape(features.shape[:2]).max(axis=1)
+
+
+def save_bank(directory: Path, bank: np.ndarray) -> None:
+    save_arrays(directory, FILE, {"bank": bank.astype(np.float32)})
+
+
+def load_bank(directory: Path, features: int) -> np.ndarray:
+    """The stored bank, or one ArtifactError line when it is missing, damaged or of another width."""
+    from anomaly.errors import ArtifactError
+
+    bank = load_arrays(directory, FILE, {"bank": ("f", 2)})["bank"]
+    if bank.shape[1] != features or len(bank) == 0:
+        raise ArtifactError(
+            f"{directory / FILE}: holds {len(bank)} patches of {bank.shape[1]} features; "
+            f"this model's feature map has {features}"
+        )
+    return bank
