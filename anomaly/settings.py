@@ -162,6 +162,20 @@ class RetrainConfig(_Table):
         return {key: getattr(self, key) for key in RetrainOverrides.model_fields}
 
 
+class RetentionConfig(_Table):
+    """``[retention]``: how long stored payloads and retired model folders are kept (0 turns either off).
+
+    Only the payload bytes go; the events stay (scores, components, labels, positions). Labelled events
+    keep theirs by default: retraining trains on the ones labelled normal and judges on the anomalies.
+    """
+
+    payload_days: int = Field(default=30, ge=0)
+    keep_labelled: bool = True
+    keep_versions: int = Field(default=5, ge=0)
+    every: str = Field(default="1d", pattern=r"^[1-9][0-9]*\s*[smhd]$")
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+
+
 class UiConfig(_Table):
     """``[ui]``: where ``anomaly ui`` listens, and the token that allows labelling (none: read-only)."""
 
@@ -238,6 +252,7 @@ class Settings(BaseSettings):
     serve: ServeConfig = ServeConfig()
     ui: UiConfig = UiConfig()
     retrain: RetrainConfig = RetrainConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -121,10 +121,61 @@ def current(as_json: bool) -> None:
     _revision_report(as_json, revision, f": {revision or 'no schema'} ({state})")
 
 
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
+
+
+_SHOWN_VERSIONS = 12  # a summary stays on one screen however many versions a run removes
+
+
+def _retention_summary(report: Any) -> None:
+    """One screen: the payloads cleared (or that would be), the labelled ones kept, each version's folder."""
+    payloads = report.payloads
+    verb = "to clear" if report.dry_run else "cleared"
+    table = Table(title="Retention (dry run: nothing changed)" if report.dry_run else "Retention", show_header=False)
+    if payloads.cutoff is None:
+        table.add_row("payloads", "kept forever (payload_days = 0)")
+    else:
+        table.add_row("payloads received before", f"{_cell(payloads.cutoff)} ({report.payload_days} days)")
+        table.add_row(f"payloads {verb}", f"{payloads.cleared} ({_size(payloads.cleared_bytes)})")
+        kept = f"{payloads.kept_labelled} labelled" if report.keep_labelled else "none (keep_labelled = false)"
+        table.add_row("old payloads kept", kept)
+    if report.keep_versions == 0:
+        table.add_row("model folders", "kept forever (keep_versions = 0)")
+    else:
+        table.add_row("model folders", f"the {report.keep_versions} most recently retired versions of each name kept")
+        for outcome in report.versions[:_SHOWN_VERSIONS]:
+            freed = f" ({_size(outcome.folder_bytes)})" if outcome.folder_bytes else ""
+            table.add_row(f"  {outcome.name} version {outcome.version}", f"{outcome.outcome}{freed}")
+        if len(report.versions) > _SHOWN_VERSIONS:
+            table.add_row("", f"and {len(report.versions) - _SHOWN_VERSIONS} more (--json lists them all)")
+        if not report.versions:
+            table.add_row("", "no retired version beyond those")
+    table.add_row("time", f"{report.seconds:.1f} s")
+    Console().print(table)
+
+
+@db.command()
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@_JSON_OPTION
+def prune(dry_run: bool, as_json: bool) -> None:
+    """Apply [retention] now: clear old event payloads, remove old retired versions' folders.
+
+    The scheduler does the same every [retention] every; events themselves are always kept.
+    """
+    from anomaly.store import retention
+
+    report = retention.run(dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), default=_json_default, indent=2))
+    else:
+        _retention_summary(report)
+
+
 _MODEL_COLUMNS = {
     "name": "name",
     "version": "version",
-    "status": "status",
+    "shown_status": "status",
     "detector": "detector",
     "threshold": "threshold",
     "created_at": "created",

@@ -11,6 +11,9 @@ Exactly one process runs the timetable. On PostgreSQL it is the holder of a sess
 any number of ``anomaly scheduler`` processes or ``anomaly serve --scheduler`` replicas may run,
 the others wait, and when the holder dies its connection closes, the lock is free and another
 takes over within ``poll`` seconds. SQLite has no such lock: run one scheduling process only.
+
+The same timetable holds one more job, ``retention`` (``anomaly.store.retention``), every
+``[retention] every``: the process that takes the lead sets it from its configuration.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from anomaly.errors import AnomalyError, failure_line
-from anomaly.store import registry
+from anomaly.store import registry, retention
 from anomaly.store.engine import get_engine
 
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"  # migrations/env.py leaves it out of Alembic's comparison
 JOB_PREFIX = "retrain:"
+RETENTION_JOB = "retention"
 # The advisory lock's key: any fixed 64-bit number no other application in the database uses.
 LOCK_KEY = 0x616E6F6D616C79  # "anomaly"
 _EVERY = re.compile(r"^(\d+)\s*([smhd])$")
@@ -155,6 +159,36 @@ def remove_schedule(name: str, *, engine: Engine | None = None) -> None:
         store.shutdown(wait=False)
 
 
+def retention_job(running: BaseScheduler) -> None:
+    """Put the retention job in step with ``[retention]``: added, re-timed when ``every`` changed, or removed when off.
+
+    An unchanged job is left as it is, so a new leader (a restart, a failover) keeps its next run time
+    instead of pushing it a whole interval on. Late runs are never dropped (no misfire grace time):
+    clearing old payloads late is harmless, not clearing them for a day because a restart came at the
+    wrong minute is not.
+    """
+    from anomaly import settings
+
+    config = settings.load().settings.retention
+    existing = running.get_job(RETENTION_JOB)
+    if config.payload_days == 0 and config.keep_versions == 0:
+        if existing is not None:
+            running.remove_job(RETENTION_JOB)
+        return
+    trigger = trigger_for(config.every, None)
+    if existing is not None and str(existing.trigger) == str(trigger):
+        return
+    running.add_job(
+        retention.scheduled,
+        trigger,
+        id=RETENTION_JOB,
+        name="retention",
+        replace_existing=True,
+        misfire_grace_time=None,
+    )
+    log.info("retention runs every %s", config.every)
+
+
 class Leadership:
     """Whether this process may run the timetable: the PostgreSQL advisory lock's holder, or anyone on SQLite."""
 
@@ -210,6 +244,7 @@ def run_scheduler(stop: threading.Event, *, poll: float = 5.0, engine: Engine | 
             if running is None and leadership.acquire():
                 running = scheduler(engine)
                 running.start()
+                retention_job(running)
                 log.info("this process runs the retrain schedule", extra={"fields": {"dialect": engine.dialect.name}})
             elif running is not None and not leadership.held():
                 log.warning("lost the scheduler lock; another process may take over the retrain schedule")

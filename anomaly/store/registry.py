@@ -45,13 +45,28 @@ class ModelRecord:
     status: str
     threshold: float
     created_at: datetime
+    artifact_removed_at: datetime | None = None
 
     @classmethod
     def of(cls, model: Model) -> ModelRecord:
         return cls(**{name: getattr(model, name) for name in cls.__dataclass_fields__})
 
+    @property
+    def shown_status(self) -> str:
+        """The status as ``anomaly models`` shows it: a retired version whose folder retention removed says so."""
+        return f"{self.status}, removed" if self.artifact_removed_at else self.status
 
-def _lock_versions(session: Session, name: str) -> list[Model]:
+
+def _refuse_removed(model: Model | ModelRecord) -> None:
+    """One line instead of activating a version whose folder retention removed (it could not load)."""
+    if model.artifact_removed_at is not None:
+        raise AnomalyError(
+            f"{model.name} version {model.version} cannot serve again: retention removed its folder "
+            f"on {model.artifact_removed_at:%Y-%m-%d} ([retention] keep_versions)"
+        )
+
+
+def lock_versions(session: Session, name: str) -> list[Model]:
     """The name's versions, read only after this transaction holds the write lock on them.
 
     On PostgreSQL a transaction advisory lock on the name queues registrations of one name first:
@@ -108,7 +123,7 @@ def _register(
     data_summary: dict[str, Any] | None,
 ) -> ModelRecord:
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        versions = _lock_versions(session, name)
+        versions = lock_versions(session, name)
         version = max((m.version for m in versions), default=0) + 1
         first = version == 1
         model = Model(
@@ -191,11 +206,13 @@ def promote(name: str, version: int, *, engine: Engine | None = None) -> ModelRe
     with Session(engine) as session:
         versions = list(session.scalars(select(Model).where(Model.name == name).order_by(Model.version)))
         target = ModelRecord.of(_version(versions, name, version))
+    _refuse_removed(target)
     if target.status != "active":
         check_loads(target)
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        model = _version(_lock_versions(session, name), name, version)
+        model = _version(lock_versions(session, name), name, version)
         if model.status != "active":
+            _refuse_removed(model)  # retention may have removed it while the folder was being opened
             _activate(session, model)
             session.refresh(model)
         return ModelRecord.of(model)
@@ -204,13 +221,14 @@ def promote(name: str, version: int, *, engine: Engine | None = None) -> ModelRe
 def rollback(name: str, *, engine: Engine | None = None) -> ModelRecord:
     """Re-activate the version that served before the current one (the most recently retired)."""
     with Session(engine or get_engine(), expire_on_commit=False) as session, session.begin():
-        versions = _lock_versions(session, name)
+        versions = lock_versions(session, name)
         if not versions:
             raise AnomalyError(f"no model named {name!r}; see `anomaly models`")
         retired = [m for m in versions if m.status == "retired"]
         if not retired:
             raise AnomalyError(f"{name} has no retired version to roll back to")
         previous = max(retired, key=lambda m: (m.retired_at, m.version))
+        _refuse_removed(previous)
         _activate(session, previous)
         session.refresh(previous)
         return ModelRecord.of(previous)

@@ -128,6 +128,8 @@ class Model(Base):
     threshold: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16))
     retired_at: Mapped[datetime | None]
+    # Set when retention removed the folder of a retired version (anomaly.store.retention): it can never serve again.
+    artifact_removed_at: Mapped[datetime | None]
 
 
 class TrainingRun(Base):

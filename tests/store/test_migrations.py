@@ -65,7 +65,7 @@ def test_refuses_a_database_behind_head(blank_url: str, monkeypatch: pytest.Monk
     monkeypatch.setattr(migrate, "head_revision", lambda: "9999")
     engine = create_engine_for(blank_url)
     try:
-        with pytest.raises(AnomalyError, match=r"at revision 0002, behind 9999: run `anomaly db upgrade`"):
+        with pytest.raises(AnomalyError, match=r"at revision 0003, behind 9999: run `anomaly db upgrade`"):
             ensure_current(engine)
     finally:
         engine.dispose()
