@@ -103,6 +103,7 @@ class ServeConfig(_Table):
     metrics_port: int = Field(default=9400, ge=0, le=65535)
     health_timeout: float = Field(default=30.0, ge=1)
     store_payload: bool = True
+    workers: PositiveInt = Field(default=1, description="scorer processes on this machine, in one group")
 
     @field_validator("topics", "models", mode="before")
     @classmethod

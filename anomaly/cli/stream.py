@@ -127,6 +127,13 @@ class _ConfiguredCommand(click.Command):
     show_default=True,
     help="Also run the retrain schedules (`anomaly retrain schedule`); on PostgreSQL one replica at a time does.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    show_default=True,
+    help="Scorer processes in the group on this machine, sharing its cores and the partitions; worker i "
+    "serves on --metrics-port + i and has --instance-id ID-i [or [serve] workers].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the closing summary as JSON.")
 def serve_command(
     topics: tuple[str, ...],
@@ -148,19 +155,18 @@ def serve_command(
     health_timeout: float,
     log_format: str,
     run_schedule: bool,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Score every message of the TOPICs once into the store; dead-letter bad ones, alert on anomalies.
 
     Runs until SIGTERM/SIGINT (which finish the batch, commit and close), --max-messages or --idle-timeout.
     """
-    from kafka.errors import KafkaError
-
-    from anomaly.store.engine import get_engine
+    from anomaly.store.config import database_url
     from anomaly.stream.config import kafka_settings
-    from anomaly.stream.consumer import ServeSettings, StreamScorer
+    from anomaly.stream.consumer import ServeSettings
     from anomaly.stream.logs import use_json_logs
-    from anomaly.stream.metrics import serve_http
+    from anomaly.stream.workers import combined, serve_one, supervise
 
     if log_format == "json":
         use_json_logs()
@@ -186,44 +192,32 @@ def serve_command(
         store_payload=store_payload,
         health_timeout_s=health_timeout,
     )
+    schedule_stop = threading.Event()
     try:
-        scorer = StreamScorer(settings, get_engine())
-    except ValueError as exc:
-        raise AnomalyError(str(exc)) from None
-    try:
-        server = serve_http(scorer.metrics, scorer.health, metrics_port)
-    except OSError as exc:
-        raise AnomalyError(
-            f"cannot serve /metrics and /healthz on port {metrics_port}: {exc.strerror or exc}; "
-            "is another scorer running? choose another --metrics-port (0 picks a free one)"
-        ) from None
-    logging.getLogger(__name__).info("metrics on /metrics and /healthz", extra={"fields": {"port": server.server_port}})
-    schedule_stop = _start_schedule() if run_schedule else None
-    try:
-        with scorer.signals_stop():
-            summary = scorer.run()
-    except KafkaError as exc:
-        raise AnomalyError(f"Kafka at {bootstrap}: {exc}") from None
+        if workers == 1:
+            start_schedule = (lambda _scorer: _start_schedule(schedule_stop)) if run_schedule else None
+            summary = dataclasses.asdict(serve_one(settings, None, metrics_port, on_ready=start_schedule))
+        else:
+            if run_schedule:
+                _start_schedule(schedule_stop)
+            summary = combined(supervise(settings, database_url(), metrics_port, workers, log_format))
     finally:
-        server.shutdown()
-        if schedule_stop is not None:
-            schedule_stop.set()
+        schedule_stop.set()
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(summary)))
+        click.echo(json.dumps(summary))
         return
     click.echo(
-        f"consumed {summary.consumed}, scored {summary.scored}, rejected {summary.rejected}, "
-        f"anomalies {summary.anomalies} in {summary.seconds:.1f}s"
+        f"consumed {summary['consumed']}, scored {summary['scored']}, rejected {summary['rejected']}, "
+        f"anomalies {summary['anomalies']} in {summary['seconds']:.1f}s"
     )
 
 
-def _start_schedule() -> threading.Event:
-    """Run the retrain schedules beside the scorer; each retrain trains in its own process, so scoring never waits."""
+def _start_schedule(stop: threading.Event) -> None:
+    """Run the retrain schedules beside the scorer until ``stop``; each retrain trains in its own process,
+    so scoring never waits (with --workers, one schedule in the parent for all of them)."""
     from anomaly.retrain.schedule import run_scheduler
 
-    stop = threading.Event()
     threading.Thread(target=run_scheduler, args=(stop,), name="retrain-scheduler", daemon=True).start()
-    return stop
 
 
 @click.command("produce")
