@@ -149,6 +149,15 @@ def _worker_logs(log_format: str, index: int) -> None:
         handler.addFilter(tag)
 
 
+def _scrubbed(job: _Job, text: str) -> str:
+    """``text`` without the worker's secrets (the Kafka client's, the database URL's password)."""
+    from anomaly.store.config import scrub, url_secrets
+    from anomaly.stream.config import SECRET_KEYS
+
+    secrets = {str(value) for key, value in job.settings.client.items() if key in SECRET_KEYS and value}
+    return scrub(text, secrets | (url_secrets(job.database_url) if job.database_url else set()))
+
+
 def _worker(job: _Job, messages: Any, go: Event) -> None:
     """A worker process: warm up, say ready, wait for the others, score; report how it ended."""
     stopped = threading.Event()
@@ -181,12 +190,12 @@ def _worker(job: _Job, messages: Any, go: Event) -> None:
     try:
         summary = serve_one(job.settings, job.database_url, job.metrics_port, on_ready=ready)
     except AnomalyError as exc:
-        log.error(str(exc))
-        messages.put(("error", job.index, failure_line(exc)))
+        log.error(_scrubbed(job, failure_line(exc)))
+        messages.put(("error", job.index, _scrubbed(job, failure_line(exc))))
         sys.exit(2)
     except Exception as exc:  # any crash is this worker's end, reported to the parent in one line
         log.exception("worker failed")
-        messages.put(("error", job.index, failure_line(exc)))
+        messages.put(("error", job.index, _scrubbed(job, failure_line(exc))))
         sys.exit(1)
     messages.put(("done", job.index, dataclasses.asdict(summary)))
 
