@@ -2,9 +2,9 @@
 
 Anomalies are samples whose latent code is not preserved through reconstruction (the
 ``latent`` component), that reconstruct badly (``reconstruction``) or whose discriminator
-features differ from their reconstruction's (``discriminator``). With ``memory`` set, images also
-score by how far their patches' features are from the nearest training patch's (``memory``,
-``anomaly_plugins.ganomaly.memory``).
+features differ from their reconstruction's (``discriminator``). With ``memory`` set, images score
+instead by how far their latent code (or their patches' features) is from the nearest training
+sample's (``memory``, ``anomaly_plugins.ganomaly.memory``; docs/decisions/0005).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from anomaly.keras.detector import (
 )
 from anomaly.params import option
 
-# The memory bank's options: which network's features it holds (none: no bank).
-MEMORY = ("none", "discriminator", "encoder")
+# The memory bank's options: what it holds (none: no bank): each sample's latent code, or one feature map
+# of the encoder or the discriminator, position by position.
+MEMORY = ("none", "latent", "encoder", "discriminator")
 MAX_BANK = 65536
 
 
@@ -37,9 +38,11 @@ class GANomalyParams(GANParams):
     memory: str = option(
         "none",
         choices=MEMORY,
-        help="images: also score patches by distance to a bank of this network's training features",
+        help="images: score by distance to the nearest training sample's latent code, or patch features of this network",
     )
-    memory_level: int = option(0, low=0, high=16, help="the bank's feature map: 0 the first, half the sample's size")
+    memory_level: int = option(
+        0, low=0, high=16, help="encoder/discriminator banks: the feature map, 0 the first (half the sample's size)"
+    )
     memory_size: int = option(
         4096, low=1, high=MAX_BANK, help="patches the bank keeps (a greedy coreset of training's)"
     )
@@ -59,7 +62,9 @@ class GANomaly(KerasDetector):
     # machines, where reconstruction gave 0.83-0.96; docs/decisions/0001-series-score-and-network-widths.md):
     # series score by reconstruction unless told otherwise.
     series_weights = {"latent": 0.0, "reconstruction": 1.0, "discriminator": 0.0}
-    memory_weights = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0, "memory": 1.0}
+    # With a bank, its distance alone: on painted magnetic_tile defects it beat the three components, and
+    # adding them to it lost most of the gain (docs/decisions/0005-ganomaly-memory-bank-scoring.md).
+    memory_weights = {"memory": 1.0}
     Params = GANomalyParams
 
     def __init__(self, spec, params=None, settings=None) -> None:
@@ -76,7 +81,7 @@ class GANomaly(KerasDetector):
     def prepare(self, spec) -> None:
         """Refuse a bank for series, or of a feature level the sample size does not have, before anything trains."""
         super().prepare(spec)
-        if self.params.memory == "none":
+        if self.params.memory in ("none", "latent"):
             return
         if spec.modality != "image":
             raise AnomalyError("the memory bank scores image patches; series take memory=none")
@@ -100,7 +105,9 @@ class GANomaly(KerasDetector):
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded, self.compile_training)
         self.networks = self.model.networks
-        if self.params.memory != "none":
+        if self.params.memory == "latent":
+            self.memory_model = self.model.encoder
+        elif self.params.memory != "none":
             network = self.model.features if self.params.memory == "discriminator" else self.model.encoder
             self.memory_model = memory.feature_model(network, self.params.memory_level)
 

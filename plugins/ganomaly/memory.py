@@ -1,11 +1,11 @@
-"""A memory bank of normal patch features from GANomaly's own networks, scored by nearest-neighbour distance.
+"""A memory bank of normal features from GANomaly's own networks, scored by nearest-neighbour distance.
 
 GANomaly's pixel residual misses defects its generator rebuilds well (smooth dark shapes on a
 striped surface), and its latent and discriminator errors compare a sample only with its own
-reconstruction. A bank instead compares each patch's features — a position of one of the
-encoder's or discriminator's feature maps, averaged over its 3x3 neighbourhood as PatchCore does
-— with the nearest patch seen in training: texture that no training patch had is far from all of
-them. The bank is a greedy k-centre coreset of the training patches, so its size and the cost of
+reconstruction. A bank instead compares a sample's features with the nearest ones seen in
+training: its latent code (one "patch" per sample), or each position of one of the encoder's or
+discriminator's feature maps, averaged over its 3x3 neighbourhood as PatchCore does. What no
+training sample looked like is far from all of them. The bank is a greedy k-centre coreset of the training patches, so its size and the cost of
 scoring stay bounded however many tiles trained. It is stored as one data-only ``.npz`` file.
 """
 

@@ -74,6 +74,18 @@ def test_a_bank_round_trips_and_a_damaged_one_is_one_error_line(tmp_path: Path) 
     assert "\n" not in str(caught.value)
 
 
+def test_a_feature_model_reads_each_level_of_a_body() -> None:
+    from anomaly.keras.networks import body
+
+    net = body((16, 16, 1), 4, "dense", "body")
+    assert [tuple(memory.feature_model(net, level).output.shape) for level in (0, 1)] == [
+        (None, 8, 8, 4),
+        (None, 4, 4, 8),
+    ]
+    with pytest.raises(ValueError, match="has 2 feature levels, not a level 2"):
+        memory.feature_model(net, 2)
+
+
 def _digit_images(label: int) -> np.ndarray:
     data = digits(0)
     return np.stack([image for image, is_other in zip(data.images, data.labels) if is_other == label])
@@ -82,7 +94,7 @@ def _digit_images(label: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> tuple[Detector, Path]:
     cls = registry().get("ganomaly")
-    params = cls.Params(width=4, latent=4, memory="discriminator", memory_level=0, memory_size=64)
+    params = cls.Params(width=4, latent=4, memory="latent", memory_size=64)
     detector = cls(ImageSpec(image_size=16), params, FitSettings(epochs=1, batch_size=32, seed=0))
     detector.fit(_digit_images(0)[:100])
     return detector, detector.save(tmp_path_factory.mktemp("ganomaly") / "model")
@@ -94,6 +106,8 @@ def test_a_model_with_a_bank_scores_by_it_and_loads_to_the_same_scores(fitted) -
     scores = detector.score(test, maps=False)
     assert set(scores.components) == {"latent", "reconstruction", "discriminator", "memory"}
     assert np.all(scores.components["memory"] >= 0) and np.ptp(scores.components["memory"]) > 0
+    norm = detector.normaliser
+    np.testing.assert_allclose(scores.scores, (scores.components["memory"] - norm.mean["memory"]) / norm.std["memory"])
     loaded = load_model(folder)
     np.testing.assert_allclose(loaded.score(test, maps=False).scores, scores.scores, rtol=1e-5, atol=1e-6)
 
