@@ -52,7 +52,7 @@ def patch_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarr
     return np.concatenate(parts)
 
 
-def build_bank(model: Any, x: np.ndarray, size: int, seed: int, batch_size: int = 256) -> np.ndarray:
+def build_bank(model: Any, x: np.ndarray, size: int, seed: int | None, batch_size: int = 256) -> np.ndarray:
     """The bank for training samples ``x``: a coreset of ``size`` of their patches.
 
     Features are computed a batch at a time and only the candidates kept, so memory stays bounded
