@@ -4,14 +4,30 @@
 #
 #   scripts/kafka.sh fetch       download the broker jars with Maven (once; skipped when complete)
 #   scripts/kafka.sh start       fetch if needed, format the log directory once, start, wait for the port
+#   scripts/kafka.sh start secure  the same with the SASL_PLAINTEXT and SSL listeners below (default
+#                                ports 59094 and 59095)
 #   scripts/kafka.sh stop        SIGTERM, wait, then SIGKILL
 #   scripts/kafka.sh status      exit 0 when the broker is running, 1 when not
-#   scripts/kafka.sh bootstrap   print the bootstrap address, 127.0.0.1:PORT
+#   scripts/kafka.sh bootstrap [plaintext|sasl|ssl]
+#                                print a listener's bootstrap address, 127.0.0.1:PORT (default plaintext;
+#                                sasl and ssl: the running broker's)
+#
+# Secure listeners, beside the PLAINTEXT one (which the broker itself and the tests' admin clients use):
+#   SASL_PLAINTEXT with SCRAM-SHA-512 (and -256) with `secure` or ANOMALY_KAFKA_SASL_PORT. Its user is
+#     created when the home is first formatted, with a random password written to
+#     $ANOMALY_KAFKA_HOME/secrets/sasl.password; a home formatted without it must be removed first.
+#   SSL with `secure` or ANOMALY_KAFKA_SSL_PORT, with a test CA made by openssl on first use, in
+#     $ANOMALY_KAFKA_HOME/secrets: ca.pem (what clients trust), client.pem and client.key (a client
+#     certificate, which the broker requires) and client.password (the client key's password). The
+#     broker's certificate is for 127.0.0.1 and localhost.
 #
 # Environment:
 #   ANOMALY_KAFKA_HOME             jars, data, logs, pid file   (default $HOME/.cache/anomaly/kafka)
 #   ANOMALY_KAFKA_PORT             PLAINTEXT listener port      (default 59092)
 #   ANOMALY_KAFKA_CONTROLLER_PORT  KRaft controller port        (default 59093)
+#   ANOMALY_KAFKA_SASL_PORT        SASL_PLAINTEXT (SCRAM) listener port (default: none; 59094 with secure)
+#   ANOMALY_KAFKA_SASL_USER        the SCRAM user created at format time (default anomaly)
+#   ANOMALY_KAFKA_SSL_PORT         SSL listener port            (default: none; 59095 with secure)
 #   ANOMALY_KAFKA_PARTITIONS       num.partitions for auto-created topics (default 3)
 #   ANOMALY_KAFKA_JVM_OPTS         JVM options (default -Xmx512m -Xms256m -XX:TieredStopAtLevel=1
 #                                  -XX:+UseSerialGC: small heap, and C1-only JIT, which halves
@@ -27,6 +43,9 @@ LOG4J_CONFIG="$SCRIPT_DIR/kafka/log4j.properties"
 KAFKA_HOME="${ANOMALY_KAFKA_HOME:-$HOME/.cache/anomaly/kafka}"
 PORT="${ANOMALY_KAFKA_PORT:-59092}"
 CONTROLLER_PORT="${ANOMALY_KAFKA_CONTROLLER_PORT:-59093}"
+SASL_PORT="${ANOMALY_KAFKA_SASL_PORT:-}"
+SASL_USER="${ANOMALY_KAFKA_SASL_USER:-anomaly}"
+SSL_PORT="${ANOMALY_KAFKA_SSL_PORT:-}"
 PARTITIONS="${ANOMALY_KAFKA_PARTITIONS:-3}"
 JVM_OPTS="${ANOMALY_KAFKA_JVM_OPTS:--Xmx512m -Xms256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC}"
 START_TIMEOUT="${ANOMALY_KAFKA_START_TIMEOUT:-60}"
@@ -37,6 +56,7 @@ DATA="$KAFKA_HOME/data"
 LOG="$KAFKA_HOME/logs/server.log"
 PROPERTIES="$KAFKA_HOME/server.properties"
 PID_FILE="$KAFKA_HOME/kafka.pid"
+SECRETS="$KAFKA_HOME/secrets"
 # Written last by fetch; holds the pom's checksum, so a changed pom fetches again.
 FETCH_STAMP="$LIBS/.fetched"
 
@@ -125,17 +145,63 @@ fetch() {
     say "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS" | cut -f1))"
 }
 
+# The listeners this start opens, as NAME://127.0.0.1:PORT, comma-separated.
+client_listeners() {
+    local listeners="PLAINTEXT://127.0.0.1:$PORT"
+    [[ -z "$SASL_PORT" ]] || listeners+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+    [[ -z "$SSL_PORT" ]] || listeners+=",SSL://127.0.0.1:$SSL_PORT"
+    echo "$listeners"
+}
+
+# A test CA, a broker certificate signed by it (for 127.0.0.1 and localhost) in a PKCS12 keystore,
+# and a client certificate whose key is encrypted with a random password. Made once per home.
+make_certificates() {
+    [[ -f "$SECRETS/client.key" ]] && return
+    require openssl "install OpenSSL (Debian: apt-get install openssl)"
+    say "making a test CA and certificates in $SECRETS"
+    local work="$SECRETS.partial"
+    rm -rf "$work"
+    mkdir -p "$work"
+    chmod 700 "$work"
+    (
+        cd "$work"
+        local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+        openssl rand -hex 16 >store.password
+        openssl rand -hex 16 >client.password
+        openssl req -x509 "${ec[@]}" -nodes -keyout ca.key -out ca.pem -days 3650 -subj "/CN=anomaly test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        sign() { # NAME EXTENSIONS: NAME.csr becomes NAME.pem, signed by the CA
+            openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 3650 \
+                -extfile <(printf '%s\n' "$2" "authorityKeyIdentifier=keyid" "subjectKeyIdentifier=hash")
+        }
+        openssl req "${ec[@]}" -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost"
+        sign broker $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth'
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -out broker.p12 -passout file:store.password
+        openssl req "${ec[@]}" -keyout client.key -passout file:client.password -out client.csr -subj "/CN=anomaly"
+        sign client "extendedKeyUsage=clientAuth"
+        rm -f ./*.csr ca.srl broker.key
+    ) >"$work.log" 2>&1 || { cat "$work.log" >&2; die "openssl could not make the test certificates"; }
+    rm -f "$work.log"
+    mkdir -p "$SECRETS"
+    chmod 700 "$SECRETS"
+    mv "$work"/* "$SECRETS"/
+    rmdir "$work"
+}
+
 write_properties() {
+    local store_password=""
+    [[ -z "$SSL_PORT" ]] || store_password="$(<"$SECRETS/store.password")"
     cat >"$PROPERTIES" <<EOF
 # Written by scripts/kafka.sh on every start; edits here are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=$(client_listeners),CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=$(client_listeners)
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
 log.dirs=$DATA
 num.partitions=$PARTITIONS
 auto.create.topics.enable=true
@@ -148,6 +214,23 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+    if [[ -n "$SASL_PORT" ]]; then
+        cat >>"$PROPERTIES" <<EOF
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+    fi
+    if [[ -n "$SSL_PORT" ]]; then
+        cat >>"$PROPERTIES" <<EOF
+listener.name.ssl.ssl.keystore.type=PKCS12
+listener.name.ssl.ssl.keystore.location=$SECRETS/broker.p12
+listener.name.ssl.ssl.keystore.password=$store_password
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$SECRETS/ca.pem
+listener.name.ssl.ssl.client.auth=required
+EOF
+    fi
 }
 
 kafka_java() {
@@ -157,6 +240,9 @@ kafka_java() {
 
 format_once() {
     if [[ -f "$DATA/meta.properties" ]]; then
+        [[ -z "$SASL_PORT" || -f "$SECRETS/sasl.password" ]] \
+            || die "$DATA was formatted without a SCRAM user; remove $KAFKA_HOME (or choose another" \
+                "ANOMALY_KAFKA_HOME) to format it with one"
         return
     fi
     local output cluster_id
@@ -169,7 +255,18 @@ format_once() {
     [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid returned '$cluster_id'"
     say "formatting $DATA (cluster id $cluster_id)"
     mkdir -p "$DATA"
-    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPERTIES" >>"$LOG" 2>&1 \
+    local scram=()
+    if [[ -n "$SASL_PORT" ]]; then
+        mkdir -p "$SECRETS"
+        chmod 700 "$SECRETS"
+        [[ -f "$SECRETS/sasl.password" ]] || openssl rand -hex 16 >"$SECRETS/sasl.password"
+        local mechanism credential="name=$SASL_USER,password=$(<"$SECRETS/sasl.password")"
+        for mechanism in SCRAM-SHA-512 SCRAM-SHA-256; do
+            scram+=(--add-scram "$mechanism=[$credential]")
+        done
+        say "creating SCRAM user $SASL_USER (password in $SECRETS/sasl.password)"
+    fi
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPERTIES" "${scram[@]}" >>"$LOG" 2>&1 \
         || { tail -n 20 "$LOG" >&2; die "formatting $DATA failed"; }
 }
 
@@ -177,6 +274,9 @@ start() {
     check_number ANOMALY_KAFKA_PORT "$PORT"
     check_number ANOMALY_KAFKA_CONTROLLER_PORT "$CONTROLLER_PORT"
     check_number ANOMALY_KAFKA_PARTITIONS "$PARTITIONS"
+    [[ -z "$SASL_PORT" ]] || check_number ANOMALY_KAFKA_SASL_PORT "$SASL_PORT"
+    [[ -z "$SSL_PORT" ]] || check_number ANOMALY_KAFKA_SSL_PORT "$SSL_PORT"
+    [[ "$SASL_USER" =~ ^[A-Za-z0-9_.-]+$ ]] || die "ANOMALY_KAFKA_SASL_USER must be letters, digits, '.', '_' or '-'"
     check_number ANOMALY_KAFKA_START_TIMEOUT "$START_TIMEOUT"
     require java "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
     lock_home
@@ -188,18 +288,19 @@ start() {
         return
     fi
     local port
-    for port in "$PORT" "$CONTROLLER_PORT"; do
+    for port in "$PORT" "$CONTROLLER_PORT" $SASL_PORT $SSL_PORT; do
         port_open "$port" && die "127.0.0.1:$port is in use by another process;" \
-            "stop it or choose other ports with ANOMALY_KAFKA_PORT / ANOMALY_KAFKA_CONTROLLER_PORT"
+            "stop it or choose other ports with the ANOMALY_KAFKA_..._PORT variables"
     done
     fetch
+    [[ -z "$SSL_PORT" ]] || make_certificates
     mkdir -p "$(dirname "$LOG")"
     if [[ -f "$LOG" ]]; then
         mv "$LOG" "$LOG.1"
     fi
     write_properties
     format_once
-    say "starting broker on 127.0.0.1:$PORT (log: $LOG)"
+    say "starting broker on $(client_listeners) (log: $LOG)"
     # setsid: the broker gets its own session, so a Ctrl-C aimed at the caller does not reach it.
     # 9>&-: it must not inherit (and hold forever) the lock taken by lock_home.
     # shellcheck disable=SC2086
@@ -260,7 +361,7 @@ stop() {
     # ports too, so that a start right after this one does not find them taken.
     local port
     deadline=$((SECONDS + 10))
-    for port in "$PORT" "$CONTROLLER_PORT"; do
+    for port in "$PORT" "$CONTROLLER_PORT" $(listener_port SASL_PLAINTEXT) $(listener_port SSL); do
         while port_open "$port" && ((SECONDS < deadline)); do
             sleep 0.1
         done
@@ -282,15 +383,43 @@ status() {
     fi
 }
 
+# The port of listener NAME (SASL_PLAINTEXT, SSL) in the last start's properties; nothing if none.
+listener_port() {
+    [[ -f "$PROPERTIES" ]] || return 0
+    sed -n "s|^advertised.listeners=.*$1://127.0.0.1:\([0-9]*\).*|\1|p" "$PROPERTIES"
+}
+
+bootstrap() {
+    local port
+    case "$1" in
+        plaintext) port="$PORT" ;;
+        sasl) port="$(listener_port SASL_PLAINTEXT)" ;;
+        ssl) port="$(listener_port SSL)" ;;
+        *) die "bootstrap takes plaintext, sasl or ssl, not '$1'" ;;
+    esac
+    [[ -n "$port" ]] || die "the broker was not started with a $1 listener (scripts/kafka.sh start secure)"
+    echo "127.0.0.1:$port"
+}
+
 case "${1:-}" in
     fetch)
         lock_home
         fetch
         ;;
-    start) start ;;
+    start)
+        case "${2:-}" in
+            "") ;;
+            secure)
+                SASL_PORT="${SASL_PORT:-59094}"
+                SSL_PORT="${SSL_PORT:-59095}"
+                ;;
+            *) die "start takes nothing or 'secure', not '$2'" ;;
+        esac
+        start
+        ;;
     stop) stop ;;
     status) status ;;
-    bootstrap) echo "127.0.0.1:$PORT" ;;
+    bootstrap) bootstrap "${2:-plaintext}" ;;
     -h | --help | help) usage ;;
     *)
         usage >&2

@@ -6,11 +6,13 @@
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, ...)
 
 The broker's address, ports and home directory come from the ANOMALY_KAFKA_* variables that
-scripts/kafka.sh reads, so tests and the script always agree.
+scripts/kafka.sh reads, so tests and the script always agree; ``env`` sets them for a broker of
+its own (``KafkaBroker(env={"ANOMALY_KAFKA_HOME": ..., "ANOMALY_KAFKA_SSL_PORT": ...})``).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -31,19 +33,21 @@ class KafkaBrokerError(RuntimeError):
 class KafkaBroker:
     """Start, stop and restart the local broker; create isolated topics on it."""
 
-    def __init__(self, script: Path = SCRIPT, ready_timeout_s: float = 60.0) -> None:
+    def __init__(self, script: Path = SCRIPT, ready_timeout_s: float = 60.0, env: dict[str, str] | None = None) -> None:
         self.script = script
         self.ready_timeout_s = ready_timeout_s
+        self.env = {**os.environ, **env} if env else None
         self.bootstrap = self._script("bootstrap").strip()
         self.created_topics: list[str] = []
 
-    def _script(self, command: str) -> str:
+    def _script(self, command: str, *args: str) -> str:
         try:
             done = subprocess.run(
-                ["bash", str(self.script), command],
+                ["bash", str(self.script), command, *args],
                 capture_output=True,
                 text=True,
                 timeout=SCRIPT_TIMEOUT_S,
+                env=self.env,
             )
         except subprocess.TimeoutExpired as exc:
             raise KafkaBrokerError(f"scripts/kafka.sh {command} ran past {SCRIPT_TIMEOUT_S}s") from exc
@@ -55,13 +59,17 @@ class KafkaBroker:
         return done.stdout
 
     def is_running(self) -> bool:
-        status = subprocess.run(["bash", str(self.script), "status"], capture_output=True)
+        status = subprocess.run(["bash", str(self.script), "status"], capture_output=True, env=self.env)
         return status.returncode == 0
 
     def start(self) -> None:
         """Start the broker (fetching its jars on first use) and wait until it serves requests."""
         self._script("start")
         self.wait_ready()
+
+    def listener(self, name: str) -> str:
+        """The address of the ``sasl`` or ``ssl`` listener (``env`` enables them)."""
+        return self._script("bootstrap", name).strip()
 
     def stop(self) -> None:
         self._script("stop")

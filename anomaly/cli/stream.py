@@ -13,9 +13,10 @@ import click
 
 from anomaly.errors import AnomalyError
 
-# kafka-python waits 30 s for a broker by default, retrying even a refused SASL handshake; an operator
-# feeding a topic by hand should hear within seconds (raise it with bootstrap_timeout_ms in [kafka]).
-PRODUCE_BOOTSTRAP_TIMEOUT_MS = 10_000
+# kafka-python waits 30 s for a broker by default, even after a refused login or certificate; an
+# operator starting serve or produce should hear within seconds (raise it with bootstrap_timeout_ms in
+# [kafka]). Only the first connection waits so: a running client rides out broker restarts.
+BOOTSTRAP_TIMEOUT_MS = 10_000
 
 
 def _topic_models(
@@ -173,6 +174,7 @@ def serve_command(
     else:
         logging.getLogger().setLevel(logging.INFO)
     bootstrap, client = kafka_settings(bootstrap_servers)
+    client = {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **client}
     decoders = _topic_models(topics, decoder_args, "--decoder", required=False)
     settings = ServeSettings(
         topics=list(topics),
@@ -269,7 +271,7 @@ def produce_command(
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            **{"bootstrap_timeout_ms": PRODUCE_BOOTSTRAP_TIMEOUT_MS, **client},
+            **{"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS, **client},
         )
         try:
             sent = send(producer, topic, islice(messages, limit), rate)
