@@ -94,12 +94,12 @@ def test_two_workers_share_six_partitions_store_each_message_once_and_stop_clean
             text=True,
         )
         try:
-            ends = end_offsets(kafka_broker, topic, PARTITIONS)
+            # SIGTERM as soon as the last row is stored: its batch's commit may still be to come.
             wait_until(
-                lambda: committed(kafka_broker, group) == ends or process.poll() is not None,
+                lambda: len(stored(pg_db, topic)) >= len(sent) or process.poll() is not None,
                 120,
-                "every offset committed",
-                every_s=0.2,
+                "every message stored",
+                every_s=0.1,
             )
             assert process.poll() is None, log_path.read_text()
         finally:
@@ -111,7 +111,7 @@ def test_two_workers_share_six_partitions_store_each_message_once_and_stop_clean
     positions = [(p, o) for p, o, _ in stored(pg_db, topic)]
     assert len(positions) == len(set(positions)), "a message stored twice"
     assert set(positions) == set(sent), f"{len(set(sent) - set(positions))} message(s) lost"
-    assert committed(kafka_broker, group) == ends
+    assert committed(kafka_broker, group) == end_offsets(kafka_broker, topic, PARTITIONS)
     # Each worker's last assignment: both non-empty, together every partition, none shared.
     last: dict[int, list[str]] = {}
     for line in lines:
