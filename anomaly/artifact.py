@@ -116,6 +116,8 @@ class Manifest(_Record):
     training: Training
     # The options ``anomaly train`` was run with, so the run can be repeated from the folder.
     config: dict[str, Any] = Field(default_factory=dict)
+    # The input plan chosen from the images (anomaly.plan): each choice, and which the rule made itself.
+    plan: dict[str, Any] | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("input", mode="before")

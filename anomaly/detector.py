@@ -65,6 +65,8 @@ class Detector(ABC):
         # The options it was trained with (``anomaly train`` fills it), so the run can be repeated from the folder.
         self.config: dict[str, Any] = {}
         self.map_scale: float | None = None
+        # The input plan ``anomaly train`` chose from the images (anomaly.plan), recorded in the manifest.
+        self.plan: dict[str, Any] | None = None
         self.planned_steps = 0
         self.score_batch_size = 256
 
@@ -222,6 +224,7 @@ class Detector(ABC):
             map_scale=self.map_scale,
             training=self.training,
             config=self.config,
+            plan=self.plan,
             libraries=library_versions(),
         )
 
@@ -272,6 +275,7 @@ class Detector(ABC):
         detector.training = manifest.training
         detector.map_scale = manifest.map_scale
         detector.config = manifest.config
+        detector.plan = manifest.plan
         detector.build()
         detector.load_state(directory)
         return detector

@@ -174,22 +174,31 @@ def _save(model, out_dir: Path) -> None:
     help="Model folder to write (refused if it holds a model, unless --force).",
 )
 @click.option("--force", is_flag=True, help="Replace the model already in --out.")
-@click.option("--epochs", type=click.IntRange(1), default=15, show_default=True, help="Passes over the training data.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Passes over the training data (default: planned from the images, 15 for series).",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Samples per training step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Makes training and scores repeatable.")
-@click.option("--image-size", type=int, default=32, show_default=True, help="Square network input (16, 32, 64, ...).")
+@click.option(
+    "--image-size",
+    type=int,
+    default=None,
+    help="Square network input (16, 32, 64, ...; default: planned from the images).",
+)
 @click.option(
     "--tile/--no-tile",
-    default=True,
-    show_default=True,
-    help="Cut tiles of --image-size (small defects survive) instead of resizing the whole image.",
+    default=None,
+    help="Cut tiles of --image-size (small defects survive) instead of resizing the whole image "
+    "(default: planned, tiles for images over 64 px).",
 )
 @click.option(
     "--scale",
     type=click.IntRange(0),
-    default=128,
-    show_default=True,
-    help="Resize the image's short side to this before tiling (0 = keep the original size).",
+    default=None,
+    help="Resize the image's short side to this before tiling (0 = keep the original size; default: planned, 128).",
 )
 @click.option(
     "--stride",
@@ -268,11 +277,11 @@ def train_command(
     data: Path,
     out_dir: Path,
     force: bool,
-    epochs: int,
+    epochs: int | None,
     batch_size: int,
     seed: int,
-    image_size: int,
-    tile: bool,
+    image_size: int | None,
+    tile: bool | None,
     scale: int | None,
     stride: int | None,
     standardize: bool,
@@ -306,14 +315,14 @@ def train_command(
     cls = registry().get(detector)
     params = parse_params(cls.Params, options, cls.components)
     settings = FitSettings(
-        epochs=epochs,
+        epochs=epochs or 15,
         batch_size=batch_size,
         seed=seed,
         holdout=holdout,
         patience=patience or None,
         calibration=_calibration(threshold_percentile, target_fpr, calibration_anomalies),
     )
-    spec = _spec(modality_of(data), image_size, tile, scale, stride, standardize, pool, top_k, window)
+    spec = _spec(modality_of(data), image_size or 32, bool(tile), scale, stride, standardize, pool, top_k, window)
     model = cls(spec, params, settings)
     _check_out(out_dir, force)
     if register_as:
@@ -323,6 +332,8 @@ def train_command(
     dataset = load_dataset(data, split=split, normal_class=normal_class)
     if isinstance(dataset, ImageSet) and dataset.labels is not None:
         dataset = _split_test(dataset, test_fraction, seed)
+    if isinstance(dataset, ImageSet):
+        _apply_plan(model, dataset, tile=tile, image_size=image_size, scale=scale, epochs=epochs)
     anomalies = None
     if calibration_anomalies is not None:
         anomalies = load_dataset(calibration_anomalies, split=split, normal_class=normal_class)
@@ -356,6 +367,21 @@ def train_command(
         )
         return
     _summary(cls.name, out_dir, model, report, registered)
+
+
+def _apply_plan(model, dataset, **given: Any) -> None:
+    """Fill the options the operator left unset from the images (anomaly.plan), print the plan and keep it
+    for the manifest; options given on the command line or in a config file are kept as they are."""
+    import dataclasses
+
+    from anomaly.plan import plan_images
+
+    sizes = [image.shape[:2] for image in dataset.images]
+    plan = plan_images(sizes, model.settings.batch_size, model.settings.holdout, **given)
+    model.prepare(dataclasses.replace(model.spec, tile=plan.tile, image_size=plan.image_size, scale=plan.scale or None))
+    model.settings.epochs = plan.epochs
+    model.plan = plan.to_dict()
+    click.echo(plan.line(), err=True)
 
 
 def _summary(name: str, out_dir: Path, model, report: dict, registered: dict[str, Any] | None) -> None:
