@@ -5,7 +5,7 @@ stay, with their scores, components, labels and stream positions, so counts, cha
 history keep working. Events with an operator's label keep their payload unless ``keep_labelled`` is
 off: retraining trains on the ones labelled normal and judges challengers on the ones labelled
 anomaly, and labels are few and dear. Rows are cleared in batches of ``batch_size``, each its own
-short transaction, walking the ``received_at`` index from where the last batch ended, so the stream
+short transaction, walking the ``(received_at, id)`` index from where the last batch ended, so the stream
 writer waits at most one batch (on SQLite, the whole database) and a run reads each old row once.
 
 Per model name, retired versions beyond the ``keep_versions`` most recently retired have their folder
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -114,11 +114,8 @@ def clear_payloads(engine: Engine, config: RetentionConfig, now: datetime, dry_r
     while True:
         query = select(Event.id, Event.received_at, Event.label, func.length(Event.payload)).where(*old)
         if after is not None:
-            # Written so both databases range-scan the received_at index from the last batch's end.
-            query = query.where(
-                Event.received_at >= after[0],
-                or_(Event.received_at > after[0], and_(Event.received_at == after[0], Event.id > after[1])),
-            )
+            # A row-value comparison: both databases range-scan the (received_at, id) index from the last batch's end.
+            query = query.where(tuple_(Event.received_at, Event.id) > tuple_(*after))
         query = query.order_by(Event.received_at, Event.id).limit(config.batch_size)
         with engine.begin() as connection:
             rows = connection.execute(query).all()

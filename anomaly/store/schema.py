@@ -165,7 +165,8 @@ class Event(Base):
         CheckConstraint(_one_of("label", LABELS), name="label"),
         Index(None, "source", "is_anomaly", "received_at"),
         Index(None, "model_id", "received_at"),
-        Index(None, "received_at"),
+        # Also retention's walk over old events, a batch at a time (migration 0003).
+        Index(None, "received_at", "id"),
         # The review list filtered by label (``normal``, ``anomaly`` or none): flagged events only, so
         # a page is one range scan in the list's order however rare the label is. B-tree keeps NULLs,
         # so the unlabelled filter (``label IS NULL``) scans it too.

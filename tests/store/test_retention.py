@@ -24,6 +24,7 @@ from anomaly.store.schema import Event, Model, utcnow
 
 NOW = utcnow()
 PAYLOAD = b"\x89PNG-bytes"
+INDEX_0002, INDEX_0003 = "ix_events_received_at", "ix_events_received_at_id"
 
 
 def _events(engine: Engine) -> None:
@@ -197,18 +198,20 @@ def test_the_scheduler_keeps_one_retention_job_in_step_with_the_configuration(
         Table(schedule.JOB_TABLE, MetaData()).drop(engine, checkfirst=True)  # the PostgreSQL test database is shared
 
 
-def test_migration_0003_adds_and_drops_the_removed_column(blank_url: str) -> None:
+def test_migration_0003_adds_and_drops_the_removed_column_and_the_wider_index(blank_url: str) -> None:
     def columns() -> set[str]:
         engine = create_engine_for(blank_url)
         try:
-            return {column["name"] for column in inspect(engine).get_columns("models")}
+            found = inspect(engine)
+            indexes = {index["name"] for index in found.get_indexes("events")} & {INDEX_0002, INDEX_0003}
+            return {column["name"] for column in found.get_columns("models")} | indexes
         finally:
             engine.dispose()
 
     migrate.upgrade("0002", url=blank_url)
-    assert "artifact_removed_at" not in columns()
+    assert "artifact_removed_at" not in columns() and INDEX_0002 in columns()
     migrate.upgrade(url=blank_url)
-    assert "artifact_removed_at" in columns()
+    assert {"artifact_removed_at", INDEX_0003} <= columns() and INDEX_0002 not in columns()
     migrate.downgrade("0002", url=blank_url)
-    assert "artifact_removed_at" not in columns()
+    assert "artifact_removed_at" not in columns() and INDEX_0002 in columns() and INDEX_0003 not in columns()
     assert migrate.current(blank_url) == "0002"
