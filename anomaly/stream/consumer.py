@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 # Share of max_poll_interval_ms one batch's scoring may use: leaves room for the write and retries.
 POLL_BUDGET_SHARE = 0.2
 FIRST_BATCH = 64
+# poll()'s wait while the group join is pending: long enough for JoinGroup and SyncGroup to both answer
+# inside one poll (see StreamScorer._poll_timeout_ms).
+JOIN_POLL_MS = 5000
 
 
 @dataclass
@@ -299,7 +302,7 @@ class StreamScorer:
                 for model in self.models.refresh():
                     self.metrics.swaps.labels(model.name).inc()
                     self.metrics.model_version.labels(model.name).set(model.version)
-                polled = self.consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=self._batch_limit())
+                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self._batch_limit())
                 self._watch_broker(bool(polled))
                 if not polled:
                     if in_flight is not None:
@@ -330,6 +333,19 @@ class StreamScorer:
             self.summary.seconds = time.perf_counter() - started
             self._close()
         return self.summary
+
+    def _poll_timeout_ms(self) -> int:
+        """The configured poll wait, or a longer one while the consumer still has to (re)join its group.
+
+        kafka-python 3.0.12 keeps a join that outlives a poll running, but when it completes between two
+        polls the next poll discards its assignment and sends a fresh JoinGroup. A loop that does work
+        between short polls (refreshing models, finishing writes) can then miss its assignment again and
+        again; under load in CI a scorer never got its partitions. Nothing is fetched while joining, so
+        waiting longer there costs nothing.
+        """
+        if self._kafka._coordinator.need_rejoin():
+            return max(self.settings.poll_timeout_ms, JOIN_POLL_MS)
+        return self.settings.poll_timeout_ms
 
     def _persist(self, batch: _Batch) -> bool:
         """On the writer thread: store, then produce dead letters and alerts; False if stopped first.

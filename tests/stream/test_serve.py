@@ -141,6 +141,8 @@ def test_hot_swap_between_batches_without_restart_or_loss(
         wait_until(lambda: scorer.models["tiles"].version == second.version, 30, "the swap")
         after = send(client, topic, images(15, seed=2))
         wait_until(lambda: len(stored(pg_db, topic)) == len(before) + len(after), 60, "the second images stored")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the scorer's health: {scorer.health()[1]}") from None
     finally:
         client.close()
         scorer.stop()
