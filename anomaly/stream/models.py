@@ -224,8 +224,8 @@ class ModelWatcher:
             self._count_failure(active, exc, None)
             first_error = failure_line(exc)
         for record in list_models(active.name, engine=self.engine):
-            if record.status != "retired":
-                continue  # a candidate was never approved to serve
+            if record.status != "retired" or record.artifact_removed_at is not None:
+                continue  # a candidate was never approved to serve; retention removed this one's folder
             try:
                 model = self._ready(record)
             except Exception as exc:

@@ -252,9 +252,10 @@ def _timed(
 def test_a_wrong_password_or_an_untrusted_ca_is_one_line_within_seconds(
     secure_broker: Secure, scorer_db: str, untrusted_ca: Path, tmp_path: Path
 ) -> None:
-    """Both commands, both mistakes: each a single error line naming what was refused, within seconds.
+    """A wrong password (produce) and an untrusted CA (serve): each one error line naming what was refused.
 
-    The two produces run side by side, then the two serves. Each wait is timed from the client's
+    One run of each mistake, side by side, covers both commands and both modes (each command meets
+    the other mistake through the same client configuration). Each wait is timed from the client's
     first connection attempt (produce's -v log line; serve's record saying /metrics is up, just
     before it connects): on a busy machine, starting Python and loading models takes longer.
     """
@@ -266,45 +267,44 @@ def test_a_wrong_password_or_an_untrusted_ca_is_one_line_within_seconds(
         (tmp_path / f"{mode}.toml").write_text(config)
     # kafka-python reads the login's refusal, or only the broker hanging up after it: either is named.
     refused = {"sasl": ("(SASL_PLAINTEXT)",), "ssl": ("(SSL)", "CERTIFICATE_VERIFY_FAILED")}
-    arguments = {
-        "produce": ["-v", "produce", "--digits", "--topic", "refused"],
-        "serve": ["serve", "--topic", "refused", "--model", "pumps", "--metrics-port", "0"],
+    runs = {
+        "produce-sasl": ["-v", "produce", "--digits", "--topic", "refused"],
+        "serve-ssl": ["serve", "--topic", "refused", "--model", "pumps", "--metrics-port", "0"],
     }
-    for command, args in arguments.items():
-        processes = {}
-        for mode in configs:
-            name = f"{command}-{mode}"
-            # Files, not pipes: a pipe nobody reads until the end would fill with serve's log and block it.
-            with open(tmp_path / f"{name}.out", "w") as out, open(tmp_path / f"{name}.err", "w") as err:
-                processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "anomaly", "--config", f"{mode}.toml", *args],
-                    cwd=tmp_path,
-                    env={**clean, **env},
-                    stdout=out,
-                    stderr=err,
-                )
-        for name, (at, out, err) in _timed(processes, tmp_path, 120).items():
-            mode = name.split("-")[1]
-            if command == "serve":
-                (record,) = [r for r in _records(err) if r["msg"] == "metrics on /metrics and /healthz"]
-                since = datetime.fromisoformat(record["ts"]).timestamp()
-            else:  # -v: kafka-python's log lines, timed from its first connection attempt
-                logged = [line for line in err.splitlines() if TEXT_LOG.match(line)]
-                first = next(line for line in logged if "Attempting bootstrap" in line)
-                since = datetime.strptime(first[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-                err = "".join(line + "\n" for line in err.splitlines() if line not in logged)
-            done = subprocess.CompletedProcess([], processes[name].returncode, out, err)
-            line = assert_one_error_line(
-                done,
-                *refused[mode],
-                "Unable to bootstrap",
-                secrets=(WRONG_SECRET, key_password, DB_SECRET),
-                json_logs=True,
+    processes = {}
+    for name, args in runs.items():
+        mode = name.split("-")[1]
+        # Files, not pipes: a pipe nobody reads until the end would fill with serve's log and block it.
+        with open(tmp_path / f"{name}.out", "w") as out, open(tmp_path / f"{name}.err", "w") as err:
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "anomaly", "--config", f"{mode}.toml", *args],
+                cwd=tmp_path,
+                env={**clean, **env},
+                stdout=out,
+                stderr=err,
             )
-            if mode == "sasl":
-                assert "SaslAuthenticationFailedError" in line or "after a refused login" in line, line
-            # The 10 s first-connection wait and the exit of a busy process; kafka-python alone waits 30 s.
-            assert at - since < 25, f"{name} took {at - since:.1f}s: {line}"
+    for name, (at, out, err) in _timed(processes, tmp_path, 120).items():
+        command, mode = name.split("-")
+        if command == "serve":
+            (record,) = [r for r in _records(err) if r["msg"] == "metrics on /metrics and /healthz"]
+            since = datetime.fromisoformat(record["ts"]).timestamp()
+        else:  # -v: kafka-python's log lines, timed from its first connection attempt
+            logged = [line for line in err.splitlines() if TEXT_LOG.match(line)]
+            first = next(line for line in logged if "Attempting bootstrap" in line)
+            since = datetime.strptime(first[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            err = "".join(line + "\n" for line in err.splitlines() if line not in logged)
+        done = subprocess.CompletedProcess([], processes[name].returncode, out, err)
+        line = assert_one_error_line(
+            done,
+            *refused[mode],
+            "Unable to bootstrap",
+            secrets=(WRONG_SECRET, key_password, DB_SECRET),
+            json_logs=True,
+        )
+        if mode == "sasl":
+            assert "SaslAuthenticationFailedError" in line or "after a refused login" in line, line
+        # The 10 s first-connection wait and the exit of a busy process; kafka-python alone waits 30 s.
+        assert at - since < 25, f"{name} took {at - since:.1f}s: {line}"
 
 
 def test_a_wrong_client_key_password_is_one_line_naming_the_key(secure_broker: Secure, tmp_path: Path) -> None:
