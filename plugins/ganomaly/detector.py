@@ -139,10 +139,12 @@ class GANomaly(KerasDetector):
         Read from the networks alone: during training there is no bank yet to score a ``memory`` component.
         """
         losses = []
-        for start in range(0, len(x), self.score_batch_size):
-            comps, _ = self.model.components(x[start : start + self.score_batch_size])
-            losses.append(self.params.w_con * comps["reconstruction"] + self.params.w_enc * comps["latent"])
-        return float(np.mean(np.concatenate(losses)))
+        # A diverged network's errors overflow: the harness reports the non-finite loss in one line.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, len(x), self.score_batch_size):
+                comps, _ = self.model.components(x[start : start + self.score_batch_size])
+                losses.append(self.params.w_con * comps["reconstruction"] + self.params.w_enc * comps["latent"])
+            return float(np.mean(np.concatenate(losses)))
 
     def save_state(self, directory: Path) -> None:
         from anomaly_plugins.ganomaly import memory
