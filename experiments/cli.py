@@ -8,6 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.report import RAW, raw_folder, write_raw, write_section
+from benchmarks.system import describe_machine
+
 
 def main(name: str, description: str, run: Callable[[str, Callable[[str], None], Path | None], object]) -> None:
     """Parse ``--docs``, then ``run(command, log, docs)`` with the exact command line, as the raw JSON records it."""
@@ -16,3 +19,15 @@ def main(name: str, description: str, run: Callable[[str, Callable[[str], None],
     args = parser.parse_args()
     command = shlex.join(["python", "-m", f"experiments.{name}", *sys.argv[1:]])
     run(command, lambda line: print(line, flush=True), args.docs)
+
+
+def publish(
+    name: str, section: str, command: str, rows: object, text: str, docs: Path | None, log: Callable[[str], None]
+) -> None:
+    """Every sweep's ending: the raw JSON ``name.json`` (beside ``docs`` when given), the section, the log."""
+    write_raw(
+        name, {"command": command, "machine": describe_machine(), "rows": rows}, raw_folder(docs) if docs else RAW
+    )
+    if docs:
+        write_section(section, text, docs)
+    log(text)

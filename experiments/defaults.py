@@ -24,7 +24,7 @@ from sklearn.metrics import roc_auc_score
 from anomaly.detector import FitSettings
 from anomaly.threshold import Normaliser
 from benchmarks import datasets
-from benchmarks.report import RAW, raw_folder, table, write_raw, write_section
+from benchmarks.report import table
 from benchmarks.system import describe_machine
 from experiments import cli
 
@@ -103,12 +103,7 @@ def run(command: str, log: Callable[[str], None], docs: Path | None = None) -> s
             "magnetic_tile and digits figures were already measured at width 16.",
         ]
     )
-    write_raw(
-        "defaults", {"command": command, "machine": describe_machine(), "rows": rows}, raw_folder(docs) if docs else RAW
-    )
-    if docs:
-        write_section("Defaults", text, docs)
-    log(text)
+    cli.publish("defaults", "Defaults", command, rows, text, docs, log)
     return text
 
 

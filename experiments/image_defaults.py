@@ -32,7 +32,7 @@ from anomaly.harness import holdout_images
 from anomaly.inputs import POOLS, encode, pool
 from anomaly.threshold import Normaliser
 from benchmarks import datasets, quality
-from benchmarks.report import RAW, raw_folder, table, write_raw, write_section
+from benchmarks.report import table
 from benchmarks.system import describe_machine
 from experiments import cli
 
@@ -216,11 +216,7 @@ def run(
             CHANGED,
         ]
     )
-    raw = {"command": command, "machine": describe_machine(), "rows": rows}
-    write_raw("image_defaults", raw, raw_folder(docs) if docs else RAW)
-    if docs:
-        write_section("Image defaults", text, docs)
-    log(text)
+    cli.publish("image_defaults", "Image defaults", command, rows, text, docs, log)
     return rows
 
 

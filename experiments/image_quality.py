@@ -33,7 +33,7 @@ from anomaly.harness import holdout_images
 from anomaly.inputs import encode, pool
 from anomaly.threshold import Normaliser
 from benchmarks import datasets, quality
-from benchmarks.report import RAW, raw_folder, table, write_raw, write_section
+from benchmarks.report import table
 from benchmarks.system import describe_machine
 from experiments import cli
 from experiments.image_defaults import DEFECTS, painted
@@ -230,11 +230,7 @@ def run(
         ]
     text = "\n\n".join(parts)
     rows = tiles + digits
-    raw = {"command": command, "machine": describe_machine(), "rows": rows}
-    write_raw("image_quality", raw, raw_folder(docs) if docs else RAW)
-    if docs:
-        write_section("Image quality (development)", text, docs)
-    log(text)
+    cli.publish("image_quality", "Image quality (development)", command, rows, text, docs, log)
     return rows
 
 
