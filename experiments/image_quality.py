@@ -12,14 +12,18 @@ each digit's training split against the held-out parts of the other digits' trai
 The same detector's default score and PCA (the best baseline on the test split) are scored on the
 same images.
 
-    python -m experiments.image_quality [--docs FILE]
+    python -m experiments.image_quality [--docs FILE] [--seeds 2] [--digit-seeds ''] [--latent-only] [--merge]
 
 Decided: docs/decisions/0005-ganomaly-memory-bank-scoring.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +37,7 @@ from anomaly.harness import holdout_images
 from anomaly.inputs import encode, pool
 from anomaly.threshold import Normaliser
 from benchmarks import datasets, quality
-from benchmarks.report import table
+from benchmarks.report import RAW, read_raw, table
 from benchmarks.system import describe_machine
 from experiments import cli
 from experiments.image_defaults import DEFECTS, painted
@@ -47,11 +51,14 @@ EPOCHS = 4
 DEFAULT = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0}
 
 
-def _candidates(detector) -> dict[str, object]:
-    """Feature name -> Keras model giving each sample's patch features: each level of both bodies, and the code."""
+def _candidates(detector, latent_only: bool) -> dict[str, object]:
+    """Feature name -> Keras model giving each sample's patch features: each level of both bodies (unless
+    ``latent_only``: the feature-map banks cost most of a seed's scoring time), and the code."""
     from anomaly_plugins.ganomaly import memory
 
     model = detector.model
+    if latent_only:
+        return {"latent code": model.encoder}
     levels = int(np.log2(detector.spec.sample_shape[0] // 4))
     found = {}
     for net_name, net in (("discriminator", model.features), ("encoder", model.encoder)):
@@ -61,7 +68,9 @@ def _candidates(detector) -> dict[str, object]:
     return found
 
 
-def _scores(detector, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int) -> dict[str, dict[str, np.ndarray]]:
+def _scores(
+    detector, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int, latent_only: bool
+) -> dict[str, dict[str, np.ndarray]]:
     """score name -> set name -> image scores (tiles pooled by their maximum)."""
     from anomaly_plugins.ganomaly import memory
 
@@ -75,7 +84,7 @@ def _scores(detector, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int
     pca_comps = {name: harness.components(pca, s.x, want_maps=False)[0] for name, s in encoded.items()}
     pca_norm = Normaliser(pca.normaliser.mean, pca.normaliser.std, {"reconstruction": 1.0})
     tile_scores["pca"] = {n: pca_norm.combine(c) for n, c in pca_comps.items()}
-    for name, extractor in _candidates(detector).items():
+    for name, extractor in _candidates(detector, latent_only).items():
         bank = memory.build_bank(extractor, train_x, BANK, seed)
         raw = {n: memory.patch_scores(extractor, bank, s.x) for n, s in encoded.items()}
         tile_scores[f"memory: {name}"] = raw
@@ -93,7 +102,8 @@ def _scores(detector, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int
     return out
 
 
-def _auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
+def auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
+    """AUROC of ``anomalous`` scores against ``normal`` ones (1 = every anomaly above every normal)."""
     labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
     return float(roc_auc_score(labels, np.r_[normal, anomalous]))
 
@@ -107,7 +117,7 @@ def _fit(name: str, spec, train: ImageSet, settings):
     return detector
 
 
-def _tiles(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None]) -> list[dict]:
+def _tiles(seeds: tuple[int, ...], limit: int | None, latent_only: bool, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for seed in seeds:
         clock = time.perf_counter()
@@ -119,8 +129,8 @@ def _tiles(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None]
         gan = _fit("ganomaly", task.fresh_spec(), task.train, settings)
         pca = _fit("pca", task.fresh_spec(), task.train, settings)
         fitted = time.perf_counter()
-        scores = _scores(gan, pca, train, sets, seed)
-        aurocs = {name: {d: _auroc(s["clean"], s[d]) for d in DEFECTS} for name, s in scores.items()}
+        scores = _scores(gan, pca, train, sets, seed, latent_only)
+        aurocs = {name: {d: auroc(s["clean"], s[d]) for d in DEFECTS} for name, s in scores.items()}
         rows.append(
             {
                 "data": "magnetic_tile",
@@ -137,7 +147,7 @@ def _tiles(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None]
     return rows
 
 
-def _digits(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None]) -> list[dict]:
+def _digits(seeds: tuple[int, ...], limit: int | None, latent_only: bool, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for seed in seeds:
         settings = quality.settings_for(CONFIG, "digits", seed, one_pass=False)
@@ -148,8 +158,8 @@ def _digits(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None
             other = ImageSet(ids=[i for s in others for i in s.ids], images=[im for s in others for im in s.images])
             gan = _fit("ganomaly", task.fresh_spec(), task.train, settings)
             pca = _fit("pca", task.fresh_spec(), task.train, settings)
-            scores = _scores(gan, pca, splits[digit][0], {"clean": splits[digit][1], "other": other}, seed)
-            aurocs = {name: {"other digits": _auroc(s["clean"], s["other"])} for name, s in scores.items()}
+            scores = _scores(gan, pca, splits[digit][0], {"clean": splits[digit][1], "other": other}, seed, latent_only)
+            aurocs = {name: {"other digits": auroc(s["clean"], s["other"])} for name, s in scores.items()}
             rows.append({"data": f"digit-{digit}", "seed": seed, "auroc": aurocs})
             log(f"digit {digit} seed {seed}: " + ", ".join(f"{n} {a['other digits']:.3f}" for n, a in aurocs.items()))
     return rows
@@ -190,6 +200,22 @@ def _digit_table(rows: list[dict]) -> list[list[str]]:
     return sorted(body, key=lambda row: row[1], reverse=True)
 
 
+def _merged(rows: list[dict], docs: Path | None) -> list[dict]:
+    """``rows`` with the rows of the last run (beside ``docs``) that this one did not remeasure, so seeds can run one at a time."""
+    last = read_raw("image_quality", docs) if docs else None
+    if last is None and (RAW / "image_quality.json").exists():
+        last = json.loads((RAW / "image_quality.json").read_text())
+    fresh = {(r["data"], r["seed"]) for r in rows}
+    kept = [r for r in (last or {}).get("rows", []) if (r["data"], r["seed"]) not in fresh]
+    return sorted(kept + rows, key=lambda r: (r["data"], r["seed"]))
+
+
+def _shared(rows: list[dict]) -> list[dict]:
+    """Rows cut to the scores every one of them has: a latent-only run beside a full one compares what both measured."""
+    names = [n for n in rows[0]["auroc"] if all(n in r["auroc"] for r in rows)]
+    return [{**r, "auroc": {n: r["auroc"][n] for n in names}} for r in rows]
+
+
 def run(
     command: str,
     log: Callable[[str], None],
@@ -197,20 +223,32 @@ def run(
     seeds: tuple[int, ...] = SEEDS,
     digit_seeds: tuple[int, ...] = DIGIT_SEEDS,
     limit: int | None = None,
+    latent_only: bool = False,
+    merge: bool = False,
 ) -> list[dict]:
     """Sweep, write ``image_quality.json`` (beside ``docs`` when given, else docs/benchmarks/) and log the
     markdown, which ``docs`` also gets as an ``Image quality (development)`` section. ``seeds``,
-    ``digit_seeds`` and ``limit`` shrink it for a smoke run; the recorded figures use the defaults."""
+    ``digit_seeds`` and ``limit`` shrink it for a smoke run; ``latent_only`` skips the feature-map banks;
+    ``merge`` keeps the last run's rows for the seeds not rerun, each row naming the command that measured it."""
     clock = time.perf_counter()
-    tiles = _tiles(seeds, limit, log)
-    digits = _digits(digit_seeds, limit, log) if digit_seeds else []
+    rows = [
+        {**r, "command": command}
+        for r in _tiles(seeds, limit, latent_only, log)
+        + (_digits(digit_seeds, limit, latent_only, log) if digit_seeds else [])
+    ]
+    if merge:
+        rows = _merged(rows, docs)
+    tiles = _shared([r for r in rows if r["data"] == "magnetic_tile"])
+    digits = _shared([r for r in rows if r["data"].startswith("digit-")])
+    tile_seeds = sorted({r["seed"] for r in tiles})
     header, body = _tile_table(tiles)
+    commands = "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in rows))
     parts = [
-        f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
+        f"Commands: {commands} — {describe_machine()}; the last took {(time.perf_counter() - clock) / 60:.1f} min.",
         __doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(),
         f"magnetic_tile, the {CONFIG.name} configuration (32-px tiles of the image at short side "
         f"{CONFIG.tile.scale}, width 16, {min(EPOCHS, CONFIG.epochs['magnetic_tile'])} epochs with early stopping), seeds "
-        f"{', '.join(map(str, seeds))}; {tiles[0]['held_out_images']} held-out images per seed, each clean and "
+        f"{', '.join(map(str, tile_seeds))}; {tiles[0]['held_out_images']} held-out images per seed, each clean and "
         "painted. AUROC of painted against clean, mean ± standard deviation over seeds:",
         table(header, body),
         "`+ default` adds the bank's distance, standardised on the clean held-out images, to GANomaly's three "
@@ -224,15 +262,33 @@ def run(
     if digits:
         parts += [
             f"digits (16 px, {CONFIG.epochs['digits']} epochs at batch {CONFIG.batch_size['digits']}), seeds "
-            f"{', '.join(map(str, digit_seeds))}: AUROC of the other digits' held-out images against the normal "
-            "digit's, over the ten digits:",
+            f"{', '.join(map(str, sorted({r['seed'] for r in digits})))}: AUROC of the other digits' held-out images "
+            "against the normal digit's, over the ten digits:",
             table(["score", "mean", "worst digit"], _digit_table(digits)),
         ]
     text = "\n\n".join(parts)
-    rows = tiles + digits
     cli.publish("image_quality", "Image quality (development)", command, rows, text, docs, log)
     return rows
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    return tuple(int(s) for s in text.split(",") if s)
+
+
+def main() -> None:
+    """The shared ``--docs`` plus what this sweep needs to run a seed at a time: ``--seeds 2 --digit-seeds '' --merge``."""
+    parser = argparse.ArgumentParser(prog="python -m experiments.image_quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=Path, help="also write the markdown into this file (raw JSON beside it)")
+    parser.add_argument("--seeds", type=_seeds, default=SEEDS, help="magnetic_tile seeds, comma-separated")
+    parser.add_argument("--digit-seeds", type=_seeds, default=DIGIT_SEEDS, help="digits seeds ('' for none)")
+    parser.add_argument(
+        "--latent-only", action="store_true", help="skip the encoder and discriminator feature-map banks"
+    )
+    parser.add_argument("--merge", action="store_true", help="keep the last run's rows for seeds not rerun")
+    args = parser.parse_args()
+    command = shlex.join(["python", "-m", "experiments.image_quality", *sys.argv[1:]])
+    run(command, print, args.docs, args.seeds, args.digit_seeds, latent_only=args.latent_only, merge=args.merge)
+
+
 if __name__ == "__main__":
-    cli.main("image_quality", __doc__, run)
+    main()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from anomaly.errors import AnomalyError
 from benchmarks import quality
 
 
@@ -55,3 +56,64 @@ def test_docs_section_and_raw_json_go_to_the_given_path(smoke):
         assert f"| {name} |" in text
     raw = json.loads((docs.with_suffix("") / "quality_smoke.json").read_text())
     assert raw["summary"] == json.loads(json.dumps(result["summary"]))
+
+
+def test_a_detector_variant_runs_as_its_own_row_and_section(tmp_path, shared_data):
+    docs = tmp_path / "benchmarks.md"
+    name = "ganomaly[memory=latent]"
+    result = quality.run(
+        quality.CONFIGS["smoke"],
+        families=("magnetic_tile",),
+        detectors=(name, "pca"),
+        docs=docs,
+        command="smoke",
+        log=lambda _: None,
+    )
+    assert result["params"][name]["memory"] == "latent"
+    assert result["params"][name]["width"] == quality.CONFIGS["smoke"].width
+    # The bank's build is one more entry of the training history (docs/decisions/0005).
+    assert [r["epochs_run"] for r in result["records"] if r["detector"] == name] == [2]
+    assert {"auroc", "pixel_auroc", "pro"} <= set(result["summary"]["magnetic_tile"][name])
+    text = docs.read_text()
+    assert f"## Quality suite (smoke, magnetic_tile, {name})" in text
+    assert f"`{name}` latent=8, width=4, network=dense, lr=0.0002, memory=latent, memory_size=4096" in text
+    assert f"| {name} magnetic_tile AUROC ≥ best baseline + 0.05 |" in text
+    assert "Not run here: `iforest`, `autoencoder`" in text
+    assert (tmp_path / "benchmarks" / "quality_smoke_magnetic_tile_ganomaly-memory-latent.json").exists()
+
+
+@pytest.mark.parametrize("name", ["ganomaly[memory=bogus]", "ganomaly[nope=1]", "ganomaly[memory=latent", "ganomaly[]"])
+def test_a_bad_detector_variant_is_one_line_error(name):
+    with pytest.raises(AnomalyError):
+        quality.detector_plan(quality.CONFIGS["smoke"], (name,))
+
+
+def _result(gan: float, best: float, family: str) -> dict:
+    task = "magnetic_tile" if family == "magnetic_tile" else "digit-0"
+    return {
+        "params": {"ganomaly[memory=latent]": {}, "iforest": {}, "pca": {}},
+        "records": [{"family": family, "task": task}],
+        "summary": {
+            task: {
+                "ganomaly[memory=latent]": {"auroc": {"mean": gan}},
+                "iforest": {"auroc": {"mean": 0.5}},
+                "pca": {"auroc": {"mean": best}},
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("gan", "best", "family", "met"),
+    [
+        (0.70, 0.64, "magnetic_tile", "yes"),
+        (0.68, 0.64, "magnetic_tile", "**no**"),
+        (0.986, 0.995, "digits", "yes"),
+        (0.984, 0.995, "digits", "**no**"),
+    ],
+)
+def test_issue_16_targets_compare_with_the_best_measured_baseline(gan, best, family, met):
+    rows = [r for r in quality.targets(_result(gan, best, family)) if "best baseline" in r[0]]
+    assert len(rows) == 1
+    assert rows[0][2] == met
+    assert f"vs pca {best:.3f} (best of iforest, pca;" in rows[0][1]
