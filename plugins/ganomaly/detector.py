@@ -4,7 +4,8 @@ Anomalies are samples whose latent code is not preserved through reconstruction 
 ``latent`` component), that reconstruct badly (``reconstruction``) or whose discriminator
 features differ from their reconstruction's (``discriminator``). With ``memory`` set, images score
 instead by how far their latent code (or their patches' features) is from the nearest training
-sample's (``memory``, ``anomaly_plugins.ganomaly.memory``; docs/decisions/0005).
+sample's (``memory``, ``anomaly_plugins.ganomaly.memory``; docs/decisions/0005), in units of its mode's
+typical distance when normal data has several (``memory_modes``; docs/decisions/0006).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from anomaly.params import option
 # of the encoder or the discriminator, position by position.
 MEMORY = ("none", "latent", "encoder", "discriminator")
 MAX_BANK = 65536
+# Modes of normal data a bank can be split into (memory_modes).
+MAX_MODES = 8
 
 
 @dataclass
@@ -45,6 +48,11 @@ class GANomalyParams(GANParams):
     )
     memory_size: int = option(
         4096, low=1, high=MAX_BANK, help="patches the bank keeps (a greedy coreset of training's)"
+    )
+    memory_modes: str = option(
+        "1",
+        help=f"banks: modes of normal data (1-{MAX_MODES}, or auto: by silhouette); "
+        "each distance is divided by its mode's typical one",
     )
 
 
@@ -77,10 +85,15 @@ class GANomaly(KerasDetector):
         elif params.memory != "none":
             self.default_weights = self.memory_weights
         self.bank: np.ndarray | None = None
+        # Per bank row, its mode's typical distance (memory_modes other than 1), else None.
+        self.scale: np.ndarray | None = None
 
     def prepare(self, spec) -> None:
         """Refuse a bank for series, or of a feature level the sample size does not have, before anything trains."""
         super().prepare(spec)
+        modes = self.params.memory_modes
+        if modes != "auto" and not (modes.isdigit() and 1 <= int(modes) <= MAX_MODES):
+            raise AnomalyError(f"memory_modes must be auto or a whole number from 1 to {MAX_MODES} (got {modes!r})")
         if self.params.memory in ("none", "latent"):
             return
         if spec.modality != "image":
@@ -117,15 +130,21 @@ class GANomaly(KerasDetector):
     def fit_once(self, x: np.ndarray) -> dict[str, float]:
         from anomaly_plugins.ganomaly import memory
 
-        self.bank = memory.build_bank(self.memory_model, x, self.params.memory_size, self.settings.seed)
-        return {"memory_patches": float(len(self.bank))}
+        seed = self.settings.seed
+        self.bank = memory.build_bank(self.memory_model, x, self.params.memory_size, seed)
+        logs = {"memory_patches": float(len(self.bank))}
+        if self.params.memory_modes != "1":
+            labels, found = memory.modes(self.bank, self.params.memory_modes, seed, MAX_MODES)
+            self.scale = memory.mode_scales(self.memory_model, self.bank, labels, x, seed)
+            logs.update(found)
+        return logs
 
     def sample_components(self, x: np.ndarray):
         from anomaly_plugins.ganomaly import memory
 
         comps, residual = self.model.components(x)
         if self.bank is not None:
-            comps["memory"] = memory.patch_scores(self.memory_model, self.bank, x)
+            comps["memory"] = memory.patch_scores(self.memory_model, self.bank, x, self.scale)
         return comps, residual
 
     def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
@@ -151,11 +170,12 @@ class GANomaly(KerasDetector):
 
         super().save_state(directory)
         if self.bank is not None:
-            memory.save_bank(directory, self.bank)
+            memory.save_bank(directory, self.bank, self.scale)
 
     def load_state(self, directory: Path) -> None:
         from anomaly_plugins.ganomaly import memory
 
         super().load_state(directory)
         if self.params.memory != "none":
-            self.bank = memory.load_bank(directory, int(self.memory_model.output.shape[-1]))
+            features = int(self.memory_model.output.shape[-1])
+            self.bank, self.scale = memory.load_bank(directory, features, self.params.memory_modes != "1")

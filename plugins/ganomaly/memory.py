@@ -7,6 +7,12 @@ training: its latent code (one "patch" per sample), or each position of one of t
 discriminator's feature maps, averaged over its 3x3 neighbourhood as PatchCore does. What no
 training sample looked like is far from all of them. The bank is a greedy k-centre coreset of the training patches, so its size and the cost of
 scoring stay bounded however many tiles trained. It is stored as one data-only ``.npz`` file.
+
+Normal data can have several modes (product variants, cameras) whose normal samples lie at different
+typical distances from their nearest neighbours, so one mode's normal samples would outscore
+another's. With modes, the bank is clustered (k-means, k given or chosen by silhouette) and each
+distance is divided by the typical distance of training patches nearest to the same mode, fixed at
+training time and stored beside the bank (docs/decisions/0006-ganomaly-memory-modes.md).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import pairwise_distances_argmin_min
+from sklearn.metrics import pairwise_distances_argmin_min, silhouette_score
+from sklearn.neighbors import NearestNeighbors
 
 from anomaly_plugins.baselines.arrays import load_arrays, save_arrays
 
@@ -26,6 +33,13 @@ FILE = "memory.npz"
 MAX_CANDIDATES = 65536
 # The coreset's distances are measured in a random projection of at most this many dimensions.
 PROJECTED = 32
+# Modes ``auto`` keeps the best of 2..most clusters only when its silhouette reaches SILHOUETTE
+# (0.25: "weak structure" and above in Rousseeuw's reading); one mode otherwise.
+SILHOUETTE = 0.25
+# Training patches whose nearest-neighbour distances give each mode's typical distance, and bank rows
+# the silhouette is computed on: bounded so both stay seconds on a CPU.
+SCALE_PATCHES = 8192
+SILHOUETTE_ROWS = 2048
 
 
 def feature_model(network: Any, level: int) -> Any:
@@ -102,25 +116,94 @@ def nearest_distances(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
     return pairwise_distances_argmin_min(queries, bank)[1].astype(np.float64)
 
 
-def patch_scores(model: Any, bank: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per sample, the largest nearest-neighbour distance over its patches: one unusual patch flags it."""
+def patch_scores(model: Any, bank: np.ndarray, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Per sample, the largest nearest-neighbour distance over its patches: one unusual patch flags it.
+
+    With ``scale`` (one per bank row, ``mode_scales``), each distance is divided by its nearest row's.
+    """
     features = patch_features(model, x)
-    distances = nearest_distances(features.reshape(-1, features.shape[-1]), bank)
+    queries = features.reshape(-1, features.shape[-1])
+    if scale is None:
+        distances = nearest_distances(queries, bank)
+    else:
+        nearest, found = pairwise_distances_argmin_min(queries, bank)
+        distances = found.astype(np.float64) / scale[nearest]
     return distances.reshape(features.shape[:2]).max(axis=1)
 
 
-def save_bank(directory: Path, bank: np.ndarray) -> None:
-    save_arrays(directory, FILE, {"bank": bank.astype(np.float32)})
+def modes(bank: np.ndarray, wanted: str, seed: int | None, most: int) -> tuple[np.ndarray, dict[str, float]]:
+    """Each bank row's mode (k-means on the rows), and what the choice saw: ``wanted`` is ``auto`` or a count.
+
+    ``auto`` keeps the k in 2..``most`` of best silhouette when it reaches SILHOUETTE, else one mode:
+    data with one mode keeps the plain distance.
+    """
+    from sklearn.cluster import KMeans
+
+    def cluster(k: int) -> np.ndarray:
+        if k == 1:
+            return np.zeros(len(bank), dtype=np.int64)
+        return KMeans(k, n_init=3, random_state=seed).fit_predict(bank).astype(np.int64)
+
+    if wanted != "auto":
+        k = min(int(wanted), len(bank))
+        return cluster(k), {"memory_modes": float(len(np.unique(cluster(k))))}
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(bank), min(len(bank), SILHOUETTE_ROWS), replace=False)
+    best, best_score = 1, -1.0
+    for k in range(2, min(most, len(bank) - 1) + 1):
+        labels = cluster(k)
+        if len(np.unique(labels[rows])) < 2:
+            continue
+        score = float(silhouette_score(bank[rows], labels[rows]))
+        if score > best_score:
+            best, best_score = k, score
+    chosen = best if best_score >= SILHOUETTE else 1
+    return cluster(chosen), {"memory_modes": float(chosen), "memory_silhouette": best_score}
 
 
-def load_bank(directory: Path, features: int) -> np.ndarray:
-    """The stored bank, or one ArtifactError line when it is missing, damaged or of another width."""
+def mode_scales(model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray, seed: int | None) -> np.ndarray:
+    """Per bank row, the median nearest-neighbour distance of training patches nearest to its mode.
+
+    A patch that is itself a bank row is measured to the next row, so every mode gets distances
+    like those of unseen normal patches. A mode no patch falls nearest to takes the median of all.
+    """
+    rng = np.random.default_rng(seed)
+    positions = math.prod(model.output.shape[1:-1])
+    picked = rng.choice(len(x), min(len(x), max(1, SCALE_PATCHES // positions)), replace=False)
+    features = patch_features(model, x[np.sort(picked)])
+    queries = features.reshape(-1, features.shape[-1])
+    distances, rows = NearestNeighbors(n_neighbors=min(2, len(bank))).fit(bank).kneighbors(queries)
+    second = (distances[:, 0] == 0) & (distances.shape[1] > 1)
+    column = second.astype(np.int64)
+    found = distances[np.arange(len(queries)), column]
+    mode = labels[rows[np.arange(len(queries)), column]]
+    overall = float(np.median(found))
+    typical = np.array(
+        [float(np.median(found[mode == m])) if np.any(mode == m) else overall for m in range(labels.max() + 1)]
+    )
+    return np.maximum(typical, 1e-8)[labels].astype(np.float32)
+
+
+def save_bank(directory: Path, bank: np.ndarray, scale: np.ndarray | None = None) -> None:
+    arrays = {"bank": bank.astype(np.float32)}
+    if scale is not None:
+        arrays["scale"] = scale.astype(np.float32)
+    save_arrays(directory, FILE, arrays)
+
+
+def load_bank(directory: Path, features: int, with_scale: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored bank (and its per-row scale), or one ArtifactError line when missing, damaged or of another width."""
     from anomaly.errors import ArtifactError
 
-    bank = load_arrays(directory, FILE, {"bank": ("f", 2)})["bank"]
+    layout = {"bank": ("f", 2), **({"scale": ("f", 1)} if with_scale else {})}
+    arrays = load_arrays(directory, FILE, layout)
+    bank = arrays["bank"]
     if bank.shape[1] != features or len(bank) == 0:
         raise ArtifactError(
             f"{directory / FILE}: holds {len(bank)} patches of {bank.shape[1]} features; "
             f"this model's feature map has {features}"
         )
-    return bank
+    scale = arrays.get("scale")
+    if scale is not None and (scale.shape != (len(bank),) or np.any(scale <= 0)):
+        raise ArtifactError(f"{directory / FILE}: needs one positive scale per bank row ({len(bank)})")
+    return bank, scale

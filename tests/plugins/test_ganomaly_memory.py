@@ -64,7 +64,7 @@ def test_a_bank_streamed_in_batches_is_the_coreset_of_a_random_subset(monkeypatc
 def test_a_bank_round_trips_and_a_damaged_one_is_one_error_line(tmp_path: Path) -> None:
     bank = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
     memory.save_bank(tmp_path, bank)
-    np.testing.assert_array_equal(memory.load_bank(tmp_path, 3), bank)
+    np.testing.assert_array_equal(memory.load_bank(tmp_path, 3)[0], bank)
     with pytest.raises(ArtifactError, match="holds 5 patches of 3 features; this model's feature map has 4"):
         memory.load_bank(tmp_path, 4)
     path = tmp_path / memory.FILE
