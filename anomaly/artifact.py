@@ -99,6 +99,11 @@ class Training(_Record):
     history: list[dict[str, int | FiniteFloat]] = Field(default_factory=list)
     metrics: dict[str, int | FiniteFloat] = Field(default_factory=dict)
     data: DataSource | None = None
+    # What ran the networks (Keras detectors only; absent in manifests written before they were recorded):
+    # the Keras backend, the device ("cpu", "gpu:NVIDIA H200") and the dtype policy training used.
+    backend: str | None = None
+    device: str | None = None
+    precision: str | None = None
 
 
 class Manifest(_Record):

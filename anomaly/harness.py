@@ -53,6 +53,8 @@ class FitSettings:
     holdout: float = 0.2
     patience: int | None = 5
     calibration: Calibration = field(default_factory=Calibration)
+    # "mixed": Keras networks train in 16-bit floats (anomaly.keras.precision); scoring stays float32.
+    precision: str = "float32"
 
 
 class TrainingDiverged(AnomalyError):
@@ -84,8 +86,8 @@ def fit(
     if len(train_x) < 2:
         raise DataError("need at least two training samples after preprocessing")
     detector.planned_steps = settings.epochs * steps_per_epoch(len(train_x), settings.batch_size)
-    detector.build()
-    history, best_epoch = _train(detector, train_x, val_samples.x, progress)
+    runtime = _runtime(detector)
+    history, best_epoch = _build_and_train(detector, runtime, train_x, val_samples.x, progress)
     _calibrate(detector, spec, val_samples, anomalies)
     detector.training = Training(
         started_at=started,
@@ -105,7 +107,51 @@ def fit(
             # Images are items evaluation must leave out; a series' steps are not identified across files.
             trained_ids=list(given.ids) if isinstance(given, ImageSet) else [],
         ),
+        **runtime,
     )
+
+
+def _runtime(detector: Detector) -> dict[str, str]:
+    """Backend, device and dtype policy a Keras detector trains with; nothing for one without Keras networks.
+
+    Read before training, so a mixed policy can be chosen for the device, and kept in the manifest.
+    """
+    from anomaly.keras.detector import KerasDetector
+
+    precision = detector.settings.precision
+    if not isinstance(detector, KerasDetector):
+        if precision != "float32":
+            raise AnomalyError(
+                f"precision {precision!r} is for detectors with Keras networks; {detector.name} has none"
+            )
+        return {}
+    from anomaly.keras import backend
+    from anomaly.keras.precision import policy
+
+    device = backend.device()
+    return {"backend": backend.current(), "device": device, "precision": policy(precision, device)}
+
+
+def _build_and_train(
+    detector: Detector, runtime: dict[str, str], train_x: np.ndarray, val_x: np.ndarray, progress: bool
+) -> tuple[list[dict[str, float]], int | None]:
+    """Build the networks and train them; under a mixed policy, end with float32 networks holding the weights.
+
+    Calibration and every later scoring then run in float32, as a loaded model does.
+    """
+    mixed = runtime.get("precision", "float32")
+    if mixed == "float32":
+        detector.build()
+        return _train(detector, train_x, val_x, progress)
+    from anomaly.keras.precision import global_policy
+
+    with global_policy(mixed):
+        detector.build()
+        trained = _train(detector, train_x, val_x, progress)
+    state = detector.get_state()
+    detector.build()
+    detector.set_state(state)
+    return trained
 
 
 def holdout(detector: Detector, data: Dataset) -> tuple[Dataset, Dataset]:

@@ -13,6 +13,7 @@ import click
 from anomaly import __version__
 from anomaly.errors import AnomalyError
 from anomaly.extras import missing_extra
+from anomaly.keras.backend import BACKENDS
 
 if TYPE_CHECKING:
     from anomaly.plugins import Commands
@@ -85,11 +86,31 @@ class _Group(click.Group):
     help="Service configuration file (database, Kafka, serve) [default: ANOMALY_CONFIG, else "
     "anomaly.toml here]. Not train's --config, which holds a run's options.",
 )
-def cli(verbose: int) -> None:
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="Keras backend that runs the networks, for this command and the processes it starts "
+    "[default: KERAS_BACKEND, else tensorflow].",
+)
+def cli(verbose: int, backend: str | None) -> None:
     """GAN anomaly detection: train on normal data, score, evaluate, stream."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _quiet_tensorflow(verbose)
+    _use_backend(backend)
+
+
+def _use_backend(option: str | None) -> None:
+    """The option over KERAS_BACKEND, checked before any command imports Keras (which reads it once).
+
+    A KERAS_BACKEND naming a backend Keras has beyond these (numpy, openvino) is left to Keras.
+    """
+    from anomaly.keras import backend
+
+    chosen = option or os.environ.get("KERAS_BACKEND", backend.DEFAULT)
+    if option or chosen in backend.BACKENDS:
+        backend.choose(chosen)
 
 
 def _quiet_tensorflow(verbose: int) -> None:

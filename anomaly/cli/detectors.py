@@ -18,6 +18,7 @@ from anomaly.cli.config import config_option, recorded
 from anomaly.errors import AnomalyError, DataError
 from anomaly.extras import missing_extra
 from anomaly.inputs import POOLS, finite
+from anomaly.keras.precision import PRECISIONS
 
 if TYPE_CHECKING:
     from anomaly.artifact import Manifest
@@ -246,6 +247,13 @@ def _save(model, out_dir: Path) -> None:
     "--patience", type=int, default=5, show_default=True, help="Early stopping on held-out normal loss (0 = off)."
 )
 @click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="float32",
+    show_default=True,
+    help="mixed: Keras networks train in 16-bit floats (float16 on a GPU, bfloat16 on a CPU); scoring stays float32.",
+)
+@click.option(
     "--threshold-percentile",
     type=click.FloatRange(0, 100),
     default=99.0,
@@ -293,6 +301,7 @@ def train_command(
     split: str,
     holdout: float,
     patience: int,
+    precision: str,
     threshold_percentile: float,
     target_fpr: float | None,
     calibration_anomalies: Path | None,
@@ -320,6 +329,7 @@ def train_command(
         seed=seed,
         holdout=holdout,
         patience=patience or None,
+        precision=precision,
         calibration=_calibration(threshold_percentile, target_fpr, calibration_anomalies),
     )
     spec = _spec(modality_of(data), image_size or 32, bool(tile), scale, stride, standardize, pool, top_k, window)
@@ -391,6 +401,8 @@ def _summary(name: str, out_dir: Path, model, report: dict, registered: dict[str
     table.add_row("held-out items / samples", f"{report['validation_items']} / {report['validation_samples']}")
     table.add_row("epochs run (best)", f"{report['epochs_run']} ({report['best_epoch'] or '-'})")
     table.add_row("time", f"{report['seconds']:.1f} s")
+    if report.get("backend"):
+        table.add_row("trained on", f"{report['backend']}, {report['device']} ({report['precision']})")
     table.add_row("threshold", f"{model.threshold:.4f} ({model.settings.calibration.method})")
     for key, value in report["metrics"].items():
         if key != "epoch":
