@@ -65,17 +65,6 @@ def widest_layer(shape: tuple[int, ...], width: int, network: str) -> int:
     return width * 4
 
 
-def require_tensorflow() -> None:
-    """The built-in GAN training steps use TensorFlow's autodiff; other Keras backends need their own."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        raise AnomalyError(
-            f"the built-in GAN detectors train on Keras' TensorFlow backend, not {keras.backend.backend()!r}; "
-            "unset KERAS_BACKEND or set it to tensorflow"
-        )
-
-
 class KerasDetector(Detector):
     """A detector whose learned state is a dict of named Keras models in ``self.networks``."""
 
@@ -110,12 +99,14 @@ class KerasDetector(Detector):
         return self.planned_steps >= self.xla_min_steps
 
     def seed(self, seed: int) -> None:
-        require_tensorflow()
+        """Seed Python, NumPy and the backend; TensorFlow also needs its ops made deterministic to repeat a run."""
         import keras
-        import tensorflow as tf
 
         keras.utils.set_random_seed(seed)
-        tf.config.experimental.enable_op_determinism()
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
 
     def get_state(self) -> dict[str, list]:
         return {name: net.get_weights() for name, net in self.networks.items()}

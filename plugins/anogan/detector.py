@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly.keras.detector import GANParams, KerasDetector, require_tensorflow
+from anomaly.keras.detector import GANParams, KerasDetector
 from anomaly.params import option
 
 # Scoring runs this many optimisation steps per batch: 20x the default still scores, while a
@@ -43,7 +43,6 @@ class AnoGAN(KerasDetector):
     def build(self) -> None:
         from anomaly_plugins.anogan.model import AnoGANModel
 
-        require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = AnoGANModel(
             self.spec.sample_shape, self.params, bounded, self.settings.seed or 0, self.compile_training

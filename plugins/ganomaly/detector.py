@@ -16,12 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from anomaly.errors import AnomalyError
-from anomaly.keras.detector import (
-    MAX_LATENT,
-    GANParams,
-    KerasDetector,
-    require_tensorflow,
-)
+from anomaly.keras.detector import MAX_LATENT, GANParams, KerasDetector
 from anomaly.params import option
 
 # The memory bank's options: what it holds (none: no bank): each sample's latent code, or one feature map
@@ -114,7 +109,6 @@ class GANomaly(KerasDetector):
         from anomaly_plugins.ganomaly import memory
         from anomaly_plugins.ganomaly.model import GANomalyModel
 
-        require_tensorflow()
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded, self.compile_training)
         self.networks = self.model.networks
