@@ -1,11 +1,12 @@
-"""GANomaly's networks and training step on Keras 3 with TensorFlow's autodiff."""
+"""GANomaly's networks and losses in Keras 3 (``keras.ops``); ``anomaly.keras.steps`` trains them on any backend."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from anomaly.keras import steps
 from anomaly.keras.networks import body, decoder, encoder, head
 
 _bce = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -27,38 +28,34 @@ class GANomalyModel:
             "encoder2": self.encoder2,
             "discriminator": self.discriminator,
         }
-        self.g_vars = (
-            self.encoder.trainable_variables + self.decoder.trainable_variables + self.encoder2.trainable_variables
-        )
-        self.d_vars = self.discriminator.trainable_variables
+        g_vars = self.encoder.trainable_variables + self.decoder.trainable_variables + self.encoder2.trainable_variables
+        d_vars = self.discriminator.trainable_variables
         self.g_opt = keras.optimizers.Adam(p.lr, beta_1=p.beta1)
         self.d_opt = keras.optimizers.Adam(p.lr, beta_1=p.beta1)
-        self.g_opt.build(self.g_vars)
-        self.d_opt.build(self.d_vars)
+        self.g_opt.build(g_vars)
+        self.d_opt.build(d_vars)
         self._d_initial = self.discriminator.get_weights()
-        spec = tf.TensorSpec([None, *shape], tf.float32)
-        self._step = tf.function(self._train_step, input_signature=[spec], jit_compile=xla)
-        self._score = tf.function(self._components, input_signature=[spec])
+        state = steps.variables(*self.networks.values())
+        updates = (steps.Update("g_loss", g_vars, self.g_opt), steps.Update("d_loss", d_vars, self.d_opt))
+        self._step = steps.train_step([steps.Phase(self._losses, updates)], state, shape, xla)
+        self._score = steps.function(self._components, state, shape)
 
-    def _train_step(self, x):
+    def _losses(self, x):
         p = self.params
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            z = self.encoder(x, training=True)
-            fake = self.decoder(z, training=True)
-            z_hat = self.encoder2(fake, training=True)
-            adv = tf.reduce_mean(tf.square(self.features(x, training=True) - self.features(fake, training=True)))
-            con = tf.reduce_mean(tf.abs(x - fake))
-            enc = tf.reduce_mean(tf.square(z - z_hat))
-            g_loss = p.w_adv * adv + p.w_con * con + p.w_enc * enc
-            real_logits = self.discriminator(x, training=True)
-            fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
-            d_loss = _bce(tf.ones_like(real_logits), real_logits) + _bce(tf.zeros_like(fake_logits), fake_logits)
-        self.g_opt.apply(g_tape.gradient(g_loss, self.g_vars), self.g_vars)
-        self.d_opt.apply(d_tape.gradient(d_loss, self.d_vars), self.d_vars)
+        z = self.encoder(x, training=True)
+        fake = self.decoder(z, training=True)
+        z_hat = self.encoder2(fake, training=True)
+        adv = ops.mean(ops.square(self.features(x, training=True) - self.features(fake, training=True)))
+        con = ops.mean(ops.abs(x - fake))
+        enc = ops.mean(ops.square(z - z_hat))
+        g_loss = p.w_adv * adv + p.w_con * con + p.w_enc * enc
+        real_logits = self.discriminator(x, training=True)
+        fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
+        d_loss = _bce(ops.ones_like(real_logits), real_logits) + _bce(ops.zeros_like(fake_logits), fake_logits)
         return {"g_loss": g_loss, "d_loss": d_loss, "adv": adv, "con": con, "enc": enc}
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:
-        logs = {k: float(v) for k, v in self._step(tf.convert_to_tensor(x)).items()}
+        logs = self._step(x)
         if logs["d_loss"] < 1e-5:
             # The paper's remedy for a discriminator that has won outright: start it afresh.
             self.discriminator.set_weights(self._d_initial)
@@ -68,15 +65,15 @@ class GANomalyModel:
         z = self.encoder(x, training=False)
         fake = self.decoder(z, training=False)
         z_hat = self.encoder2(fake, training=False)
-        residual = tf.abs(x - fake)
+        residual = ops.abs(x - fake)
         sample_axes = list(range(1, len(x.shape)))
-        feat_diff = tf.square(self.features(x, training=False) - self.features(fake, training=False))
+        feat_diff = ops.square(self.features(x, training=False) - self.features(fake, training=False))
         return {
-            "latent": tf.reduce_mean(tf.square(z - z_hat), axis=1),
-            "reconstruction": tf.reduce_mean(residual, axis=sample_axes),
-            "discriminator": tf.reduce_mean(feat_diff, axis=list(range(1, len(feat_diff.shape)))),
-        }, tf.reduce_mean(residual, axis=-1)
+            "latent": ops.mean(ops.square(z - z_hat), axis=1),
+            "reconstruction": ops.mean(residual, axis=sample_axes),
+            "discriminator": ops.mean(feat_diff, axis=list(range(1, len(feat_diff.shape)))),
+        }, ops.mean(residual, axis=-1)
 
     def components(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        comps, residual = self._score(tf.convert_to_tensor(x, tf.float32))
-        return {k: v.numpy() for k, v in comps.items()}, residual.numpy() if self.image else None
+        comps, residual = self._score(x)
+        return comps, residual if self.image else None
