@@ -38,7 +38,7 @@ def test_train_score_evaluate_on_a_labelled_image_folder(cli, tmp_path: Path) ->
     assert manifest["detector"]["name"] == "ganomaly"
     assert manifest["input"]["channels"] == 1
     assert len(manifest["training"]["data"]["trained_ids"]) == 7  # 10 normal, 30% kept for evaluation
-    assert set(manifest["normalisation"]["mean"]) == {"latent", "reconstruction", "discriminator"}
+    assert set(manifest["normalisation"]["mean"]) == {"latent", "reconstruction", "discriminator", "memory"}
     assert {"keras", "numpy"} <= set(manifest["libraries"])
 
     result = cli("evaluate", model, data, "--json")
@@ -154,21 +154,30 @@ def test_unset_width_is_chosen_per_input_without_touching_the_callers_params() -
 
 
 @pytest.mark.parametrize(
-    "modality, scored_by", [("image", ("latent", "reconstruction", "discriminator")), ("series", ("reconstruction",))]
+    "modality, memory, scored_by",
+    [
+        ("image", "auto", ("memory",)),
+        ("image", "none", ("latent", "reconstruction", "discriminator")),
+        ("series", "auto", ("reconstruction",)),
+    ],
 )
-def test_ganomaly_scores_each_input_by_its_chosen_components(modality: str, scored_by: tuple[str, ...]) -> None:
-    """Images by all three components, series by reconstruction (docs/decisions/0002 and 0001)."""
+def test_ganomaly_scores_each_input_by_its_chosen_components(
+    modality: str, memory: str, scored_by: tuple[str, ...]
+) -> None:
+    """Images by the latent-code bank by default, else all three components; series by reconstruction
+    (docs/decisions/0005, 0002 and 0001)."""
     from anomaly.plugins import registry
     from anomaly.testing import make_data, make_spec
 
     cls = registry().get("ganomaly")
     # Whole images: with tiles, the image score is the pooled mix, not a mix of pooled components.
     spec = ImageSpec(image_size=16) if modality == "image" else make_spec(modality)
-    detector = cls(spec, cls.Params(width=4, latent=4), FitSettings(epochs=1, batch_size=8, seed=0))
+    detector = cls(spec, cls.Params(width=4, latent=4, memory=memory), FitSettings(epochs=1, batch_size=8, seed=0))
     data = make_data(modality)
     detector.fit(data)
     scores = detector.score(data, maps=False)
     norm = detector.normaliser
     standardised = [(scores.components[k] - norm.mean[k]) / norm.std[k] for k in scored_by]
     np.testing.assert_allclose(scores.scores, np.mean(standardised, axis=0), rtol=1e-6, atol=1e-9)
-    assert set(scores.components) == {"latent", "reconstruction", "discriminator"}
+    banked = {"memory"} if modality == "image" and memory == "auto" else set()
+    assert set(scores.components) == {"latent", "reconstruction", "discriminator"} | banked

@@ -2,8 +2,8 @@
 
 Anomalies are samples whose latent code is not preserved through reconstruction (the
 ``latent`` component), that reconstruct badly (``reconstruction``) or whose discriminator
-features differ from their reconstruction's (``discriminator``). With ``memory`` set, images score
-instead by how far their latent code (or their patches' features) is from the nearest training
+features differ from their reconstruction's (``discriminator``). Images score by default
+instead by how far their latent code (or, when asked, their patches' features) is from the nearest training
 sample's (``memory``, ``anomaly_plugins.ganomaly.memory``; docs/decisions/0005), in units of its mode's
 typical distance when normal data has several (``memory_modes``; docs/decisions/0006).
 """
@@ -20,8 +20,8 @@ from anomaly.keras.detector import MAX_LATENT, GANParams, KerasDetector
 from anomaly.params import option
 
 # The memory bank's options: what it holds (none: no bank): each sample's latent code, or one feature map
-# of the encoder or the discriminator, position by position.
-MEMORY = ("none", "latent", "encoder", "discriminator")
+# of the encoder or the discriminator, position by position; auto: the latent code for images, none for series.
+MEMORY = ("auto", "none", "latent", "encoder", "discriminator")
 MAX_BANK = 65536
 # Modes of normal data a bank can be split into (memory_modes).
 MAX_MODES = 8
@@ -34,9 +34,10 @@ class GANomalyParams(GANParams):
     w_con: float = option(50.0, low=0, help="weight of the reconstruction loss")
     w_enc: float = option(1.0, low=0, help="weight of the latent (encoder) loss")
     memory: str = option(
-        "none",
+        "auto",
         choices=MEMORY,
-        help="images: score by distance to the nearest training sample's latent code, or patch features of this network",
+        help="images: score by distance to the nearest training sample's latent code, or patch features of this "
+        "network (auto: latent for images, none for series)",
     )
     memory_level: int = option(
         0, low=0, high=16, help="encoder/discriminator banks: the feature map, 0 the first (half the sample's size)"
@@ -72,12 +73,15 @@ class GANomaly(KerasDetector):
 
     def __init__(self, spec, params=None, settings=None) -> None:
         params = params if params is not None else self.Params()
-        if params.memory != "none":
+        # What the bank holds once ``auto`` is resolved: the latent-code bank is the image default, chosen on
+        # painted defects and digits (docs/decisions/0005); series keep their reconstruction score (0001).
+        self.memory = ("none" if spec.modality == "series" else "latent") if params.memory == "auto" else params.memory
+        if self.memory != "none":
             self.components = (*type(self).components, "memory")
         super().__init__(spec, params, settings)
         if spec.modality == "series":
             self.default_weights = self.series_weights
-        elif params.memory != "none":
+        elif self.memory != "none":
             self.default_weights = self.memory_weights
         self.bank: np.ndarray | None = None
         # Per bank row, its mode's typical distance (memory_modes other than 1), else None.
@@ -89,7 +93,7 @@ class GANomaly(KerasDetector):
         modes = self.params.memory_modes
         if modes != "auto" and not (modes.isdigit() and 1 <= int(modes) <= MAX_MODES):
             raise AnomalyError(f"memory_modes must be auto or a whole number from 1 to {MAX_MODES} (got {modes!r})")
-        if self.params.memory in ("none", "latent"):
+        if self.memory in ("none", "latent"):
             return
         if spec.modality != "image":
             raise AnomalyError("the memory bank scores image patches; series take memory=none")
@@ -103,7 +107,7 @@ class GANomaly(KerasDetector):
     @property
     def fits_once(self) -> bool:
         """The bank is built once, from the trained networks' features of every training sample."""
-        return self.params.memory != "none"
+        return self.memory != "none"
 
     def build(self) -> None:
         from anomaly_plugins.ganomaly import memory
@@ -112,10 +116,10 @@ class GANomaly(KerasDetector):
         bounded = self.spec.modality == "image" and not self.spec.standardize
         self.model = GANomalyModel(self.spec.sample_shape, self.params, bounded, self.compile_training)
         self.networks = self.model.networks
-        if self.params.memory == "latent":
+        if self.memory == "latent":
             self.memory_model = self.model.encoder
-        elif self.params.memory != "none":
-            network = self.model.features if self.params.memory == "discriminator" else self.model.encoder
+        elif self.memory != "none":
+            network = self.model.features if self.memory == "discriminator" else self.model.encoder
             self.memory_model = memory.feature_model(network, self.params.memory_level)
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:
@@ -170,6 +174,6 @@ class GANomaly(KerasDetector):
         from anomaly_plugins.ganomaly import memory
 
         super().load_state(directory)
-        if self.params.memory != "none":
+        if self.memory != "none":
             features = int(self.memory_model.output.shape[-1])
             self.bank, self.scale = memory.load_bank(directory, features, self.params.memory_modes != "1")
