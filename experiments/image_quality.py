@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from anomaly import harness
 from anomaly.data.images import ImageSet
+from anomaly.detector import FitSettings
 from anomaly.harness import holdout_images
 from anomaly.inputs import encode, pool
 from anomaly.threshold import Normaliser
@@ -117,15 +118,44 @@ def _fit(name: str, spec, train: ImageSet, settings):
     return detector
 
 
+def painted_split(seed: int, limit: int | None) -> tuple[datasets.Task, FitSettings, ImageSet, dict[str, ImageSet]]:
+    """The quality suite's magnetic_tile task for ``seed``, its development settings (at most ``EPOCHS``), the
+    images a detector trains on, and the images it holds out: clean, and with each painted kind (never the test split)."""
+    task = datasets.magnetic_tile(seed, dataclasses.replace(CONFIG.tile), limit)
+    settings = quality.settings_for(CONFIG, "magnetic_tile", seed, one_pass=False)
+    settings = dataclasses.replace(settings, epochs=min(EPOCHS, settings.epochs))
+    train, held_out = holdout_images(task.train, settings.holdout, seed)
+    return task, settings, train, {"clean": held_out, **{d: painted(held_out, d, seed) for d in DEFECTS}}
+
+
+def log_kinds(log: Callable[[str], None], seed: int, aurocs: dict[str, dict[str, float]]) -> None:
+    """One line per score: its AUROC on each painted kind, and their mean."""
+    for name, per in aurocs.items():
+        log(
+            f"seed {seed} {name}: "
+            + ", ".join(f"{d} {v:.3f}" for d, v in per.items())
+            + f"; mean {np.mean(list(per.values())):.3f}"
+        )
+
+
+def kinds_table(rows: list[dict], best_first: bool) -> str:
+    """Per score, AUROC on each painted kind and the mean over kinds, each mean ± standard deviation over seeds."""
+    body = []
+    for name in rows[0]["auroc"]:
+        per = [[r["auroc"][name][d] for d in DEFECTS] for r in rows]
+        cells = [_cell([p[i] for p in per]) for i in range(len(DEFECTS))]
+        body.append([name, *cells, _cell([float(np.mean(p)) for p in per])])
+    if best_first:
+        body.sort(key=lambda row: row[-1], reverse=True)
+    return table(["score", *DEFECTS, "mean over kinds"], body)
+
+
 def _tiles(seeds: tuple[int, ...], limit: int | None, latent_only: bool, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for seed in seeds:
         clock = time.perf_counter()
-        task = datasets.magnetic_tile(seed, dataclasses.replace(CONFIG.tile), limit)
-        settings = quality.settings_for(CONFIG, "magnetic_tile", seed, one_pass=False)
-        settings = dataclasses.replace(settings, epochs=min(EPOCHS, settings.epochs))
-        train, held_out = holdout_images(task.train, settings.holdout, seed)
-        sets = {"clean": held_out, **{d: painted(held_out, d, seed) for d in DEFECTS}}
+        task, settings, train, sets = painted_split(seed, limit)
+        held_out = sets["clean"]
         gan = _fit("ganomaly", task.fresh_spec(), task.train, settings)
         pca = _fit("pca", task.fresh_spec(), task.train, settings)
         fitted = time.perf_counter()

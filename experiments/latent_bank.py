@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from anomaly.harness import holdout_images
 from anomaly.inputs import encode, pool
 from benchmarks import datasets, quality
-from benchmarks.report import table
 from benchmarks.system import describe_machine
 from experiments import cli
-from experiments.image_defaults import DEFECTS, painted
-from experiments.image_quality import CONFIG, EPOCHS, auroc
+from experiments.image_defaults import DEFECTS
+from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
 
 SEEDS = (0, 1, 2)
 MEMBERS = 3
@@ -79,11 +77,7 @@ def _rows(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None])
     rows = []
     for seed in seeds:
         clock = time.perf_counter()
-        task = datasets.magnetic_tile(seed, dataclasses.replace(CONFIG.tile), limit)
-        settings = quality.settings_for(CONFIG, "magnetic_tile", seed, one_pass=False)
-        settings = dataclasses.replace(settings, epochs=min(EPOCHS, settings.epochs))
-        train, held_out = holdout_images(task.train, settings.holdout, seed)
-        sets = {"clean": held_out, **{d: painted(held_out, d, seed) for d in DEFECTS}}
+        task, settings, train, sets = painted_split(seed, limit)
         members = _members(task, train, settings)
         scores = {**_bank_sizes(members[0], train, sets, seed), **_ensembles(members, sets)}
         aurocs = {name: {d: auroc(s["clean"], s[d]) for d in DEFECTS} for name, s in scores.items()}
@@ -91,28 +85,13 @@ def _rows(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None])
             {
                 "seed": seed,
                 "auroc": aurocs,
-                "held_out_images": len(held_out),
+                "held_out_images": len(sets["clean"]),
                 "train_tiles": int(len(encode(members[0].spec, train).x)),
                 "seconds": round(time.perf_counter() - clock, 1),
             }
         )
-        for name, per in aurocs.items():
-            log(
-                f"seed {seed} {name}: "
-                + ", ".join(f"{d} {v:.3f}" for d, v in per.items())
-                + f"; mean {np.mean(list(per.values())):.3f}"
-            )
+        log_kinds(log, seed, aurocs)
     return rows
-
-
-def _table(rows: list[dict]) -> str:
-    body = []
-    for name in rows[0]["auroc"]:
-        per = [[r["auroc"][name][d] for d in DEFECTS] for r in rows]
-        cells = [quality._fmt(quality._spread([p[i] for p in per])) for i in range(len(DEFECTS))]
-        means = [float(np.mean(p)) for p in per]
-        body.append([name, *cells, quality._fmt(quality._spread(means))])
-    return table(["score", *DEFECTS, "mean over kinds"], body)
 
 
 def run(
@@ -135,7 +114,7 @@ def run(
             f"{rows[0]['train_tiles']} training tiles (seed {rows[0]['seed']}). AUROC of painted against clean, "
             "mean ± standard deviation over seeds; `bank N`: the first network with a bank of N codes; "
             "`k members`: the first k networks' image scores averaged:",
-            _table(rows),
+            kinds_table(rows, best_first=False),
         ]
     )
     cli.publish("latent_bank", "Latent bank size and seed ensembles (development)", command, rows, text, docs, log)

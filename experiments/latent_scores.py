@@ -24,14 +24,12 @@ import numpy as np
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
-from anomaly.harness import holdout_images
 from anomaly.inputs import encode, pool
-from benchmarks import datasets, quality
-from benchmarks.report import table
+from benchmarks import quality
 from benchmarks.system import describe_machine
 from experiments import cli
-from experiments.image_defaults import DEFECTS, painted
-from experiments.image_quality import CONFIG, EPOCHS, auroc
+from experiments.image_defaults import DEFECTS
+from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
 
 SEEDS = (0, 1, 2)
 DETECTOR = "ganomaly[memory=latent]"
@@ -77,11 +75,7 @@ def _rows(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None])
     cls, params, _ = quality.detector_plan(CONFIG, (DETECTOR,))[DETECTOR]
     for seed in seeds:
         clock = time.perf_counter()
-        task = datasets.magnetic_tile(seed, dataclasses.replace(CONFIG.tile), limit)
-        settings = quality.settings_for(CONFIG, "magnetic_tile", seed, one_pass=False)
-        settings = dataclasses.replace(settings, epochs=min(EPOCHS, settings.epochs))
-        train, held_out = holdout_images(task.train, settings.holdout, seed)
-        sets = {"clean": held_out, **{d: painted(held_out, d, seed) for d in DEFECTS}}
+        task, settings, train, sets = painted_split(seed, limit)
         aurocs: dict[str, dict[str, float]] = {}
         for width in WIDTHS:
             detector = cls(task.fresh_spec(), dataclasses.replace(params, width=width), settings)
@@ -100,24 +94,8 @@ def _rows(seeds: tuple[int, ...], limit: int | None, log: Callable[[str], None])
                     name = f"width {width}, {code}, {score}"
                     aurocs[name] = {d: auroc(images["clean"], images[d]) for d in DEFECTS}
         rows.append({"seed": seed, "auroc": aurocs, "seconds": round(time.perf_counter() - clock, 1)})
-        for name, per in aurocs.items():
-            log(
-                f"seed {seed} {name}: "
-                + ", ".join(f"{d} {v:.3f}" for d, v in per.items())
-                + f"; mean {np.mean(list(per.values())):.3f}"
-            )
+        log_kinds(log, seed, aurocs)
     return rows
-
-
-def _table(rows: list[dict]) -> str:
-    body = []
-    for name in rows[0]["auroc"]:
-        per = [[r["auroc"][name][d] for d in DEFECTS] for r in rows]
-        cells = [quality._fmt(quality._spread([p[i] for p in per])) for i in range(len(DEFECTS))]
-        means = [float(np.mean(p)) for p in per]
-        body.append([name, *cells, quality._fmt(quality._spread(means))])
-    body.sort(key=lambda row: row[-1], reverse=True)
-    return table(["score", *DEFECTS, "mean over kinds"], body)
 
 
 def run(
@@ -138,7 +116,7 @@ def run(
             f"magnetic_tile, the {CONFIG.name} configuration's tiles, {EPOCHS} epochs with early stopping, "
             f"seeds {', '.join(map(str, seeds))}; every training tile's code is kept (no coreset). AUROC of painted "
             "against clean, mean ± standard deviation over seeds, best first:",
-            _table(rows),
+            kinds_table(rows, best_first=True),
         ]
     )
     cli.publish("latent_scores", "Latent-code scores (development)", command, rows, text, docs, log)
