@@ -242,6 +242,8 @@ def _merged(rows: list[dict], docs: Path | None) -> list[dict]:
 
 def _shared(rows: list[dict]) -> list[dict]:
     """Rows cut to the scores every one of them has: a latent-only run beside a full one compares what both measured."""
+    if not rows:
+        return rows
     names = [n for n in rows[0]["auroc"] if all(n in r["auroc"] for r in rows)]
     return [{**r, "auroc": {n: r["auroc"][n] for n in names}} for r in rows]
 
