@@ -200,12 +200,16 @@ def _train(
         history, best_epoch = _epochs(detector, train_x, val_x, progress)
     if detector.fits_once:
         logs = {k: float(v) for k, v in (detector.fit_once(train_x) or {}).items()}
+        if history:
+            # A step after the last epoch (a memory bank of the trained networks), not an epoch of its own.
+            _check_converging(len(history), logs)
+            history[-1].update(logs)
+            return history, best_epoch
         val_loss = detector.validation_loss(val_x)
         if val_loss is not None:
             logs["val_loss"] = float(val_loss)
-        epoch = len(history) + 1
-        _check_converging(epoch, logs)
-        history.append({"epoch": epoch, **logs})
+        _check_converging(1, logs)
+        history.append({"epoch": 1, **logs})
     return history, best_epoch
 
 

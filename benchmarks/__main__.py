@@ -22,6 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# As the CLI runs TensorFlow (anomaly.cli._quiet_tensorflow): without oneDNN's CPU-dependent kernels.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from benchmarks.report import DOCS  # noqa: E402
 

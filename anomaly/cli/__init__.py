@@ -118,7 +118,11 @@ def _quiet_tensorflow(verbose: int) -> None:
 
     Its start-up lines (CPU features, oneDNN, absl) and retracing warnings would bury the one line
     that matters; TF_CPP_MIN_LOG_LEVEL is only read when TensorFlow loads, so it must be set first.
+    oneDNN's custom CPU kernels are off unless TF_ENABLE_ONEDNN_OPTS says otherwise, with or
+    without -v: on CPUs where TensorFlow turns them on it announces so before its log level is read
+    (TensorFlow 2.21), and they make results differ by CPU, where a seeded run should repeat.
     """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
