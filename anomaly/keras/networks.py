@@ -19,6 +19,14 @@ def _image_levels(size: int) -> int:
     return int(math.log2(size // 4))
 
 
+def _output(x):
+    """A network's output in float32 under a mixed policy, so losses mixing networks' outputs with the data
+    (float32) and with each other add up in one dtype; the layers inside still compute in 16 bits."""
+    if keras.config.dtype_policy().compute_dtype == "float32":
+        return x
+    return layers.Activation("linear", dtype="float32")(x)
+
+
 def body(shape: tuple[int, ...], width: int, kind: str, name: str) -> keras.Model:
     """Downsampling feature extractor: image (S,S,C) -> (4,4,F); series (W,C) -> (F,)."""
     inputs = keras.Input(shape)
@@ -41,7 +49,7 @@ def body(shape: tuple[int, ...], width: int, kind: str, name: str) -> keras.Mode
         for units in (width * 4, width * 2):
             x = layers.Dense(units)(x)
             x = layers.LeakyReLU(0.2)(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, _output(x), name=name)
 
 
 def head(features: keras.Model, units: int, name: str) -> keras.Model:
@@ -52,7 +60,7 @@ def head(features: keras.Model, units: int, name: str) -> keras.Model:
         x = layers.Flatten()(x)
     else:
         x = layers.Dense(units)(x)
-    return keras.Model(features.input, x, name=name)
+    return keras.Model(features.input, _output(x), name=name)
 
 
 def encoder(shape: tuple[int, ...], latent: int, width: int, kind: str, name: str) -> keras.Model:
@@ -95,4 +103,4 @@ def decoder(shape: tuple[int, ...], latent: int, width: int, kind: str, bounded:
             x = layers.ReLU()(x)
         x = layers.Dense(math.prod(shape), activation=activation)(x)
         x = layers.Reshape(shape)(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, _output(x), name=name)
