@@ -3,7 +3,8 @@
 Suites: ``quality`` (detection quality against the baselines), ``speed`` (training and scoring
 rates), ``stream`` (Kafka to stored row, end to end), ``store`` (bulk event inserts), ``detectors``
 (both detectors through the CLI), ``ui`` (review pages over a million stored events) and ``retrain``
-(scoring throughput while a retrain runs); ``render`` rewrites every suite's docs section from
+(scoring throughput while a retrain runs), ``train`` (GANomaly training steps/s per Keras
+backend); ``render`` rewrites every suite's docs section from
 the raw JSON already there, running nothing. Each suite writes its own section of the docs file
 (with this exact command and the machine) and a JSON of raw figures beside it. ``--docs`` points
 both elsewhere; a ``--size smoke`` run without ``--docs`` writes into a temporary folder, so tests
@@ -105,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--nice", type=int, default=10, help="the retrain process's niceness (default 10)")
     r.add_argument("--threads", type=int, default=1, help="the retrain process's threads (default 1)")
 
+    t = suite(
+        "train", "GANomaly 64x64 training steps/s and scoring rate on each Keras backend, each in its own process"
+    )
+    t.add_argument(
+        "--backends", nargs="+", default=["tensorflow", "jax", "torch"], help="backends to measure (default: all)"
+    )
+    t.add_argument("--steps", type=int, help="timed training steps (default: the size's, 50)")
+
     render = suites.add_parser("render", help="rewrite every suite's docs section from its raw JSON, running nothing")
     render.add_argument("--docs", type=Path, default=DOCS)
     return parser
@@ -191,6 +200,17 @@ def _run(args: argparse.Namespace, docs: Path, command: str) -> None:
             command=command,
             log=_log,
         )
+    elif args.suite == "train":
+        from benchmarks import train_steps
+
+        train_steps.run(
+            size=train_steps.SIZES[args.size],
+            backends=tuple(args.backends),
+            steps=args.steps,
+            docs=docs,
+            command=command,
+            log=_log,
+        )
     else:
         from benchmarks import detectors_cli
 
@@ -198,9 +218,18 @@ def _run(args: argparse.Namespace, docs: Path, command: str) -> None:
 
 
 def _render(docs: Path) -> None:
-    from benchmarks import detectors_cli, quality, retrain_throughput, speed, store_inserts, stream_e2e, ui_pages
+    from benchmarks import (
+        detectors_cli,
+        quality,
+        retrain_throughput,
+        speed,
+        store_inserts,
+        stream_e2e,
+        train_steps,
+        ui_pages,
+    )
 
-    for suite in (quality, speed, stream_e2e, store_inserts, detectors_cli, ui_pages, retrain_throughput):
+    for suite in (quality, speed, stream_e2e, store_inserts, detectors_cli, ui_pages, retrain_throughput, train_steps):
         for title in suite.rerender(docs):
             _log(f"rewrote {title}")
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as benchmarks_main
-from benchmarks import detectors_cli, retrain_throughput, speed, store_inserts, stream_e2e, ui_pages
+from benchmarks import detectors_cli, retrain_throughput, speed, store_inserts, stream_e2e, train_steps, ui_pages
 from benchmarks.report import DOCS, RAW
 
 IMAGE_ROWS = {"ganomaly", "anogan", "iforest", "pca", "autoencoder", "ganomaly width=32"}
@@ -60,6 +60,27 @@ def test_speed_smoke(tmp_path: Path, shared_data: Path) -> None:
     assert "## Speed suite" in text and "`python -m benchmarks speed --size smoke`" in text
     assert "| images | ganomaly width=32 |" in text and "| windows | autoencoder |" in text
     assert (tmp_path / "benchmarks" / "speed.json").exists()
+
+
+def test_train_smoke(tmp_path: Path) -> None:
+    """Each backend in its own process through the product's training path; one not installed is named, not run."""
+    docs = tmp_path / "benchmarks.md"
+    results = train_steps.run(
+        size=train_steps.SIZES["smoke"],
+        backends=("tensorflow", "jax", "nonesuch"),
+        docs=docs,
+        command="python -m benchmarks train --size smoke",
+        log=lambda _: None,
+    )
+    for name in ("tensorflow", "jax"):
+        entry = results["backends"][name]
+        assert (entry["backend"], entry["device"], entry["steps"]) == (name, "cpu", 3)
+        assert _rate(entry["steps_per_second"]) and _rate(entry["scored_images_per_second"])
+        assert entry["images_per_second"] == pytest.approx(entry["steps_per_second"] * 8)
+    assert results["backends"]["nonesuch"] is None
+    text = docs.read_text()
+    assert "## Training speed per backend" in text and "| nonesuch | not installed |" in text
+    assert "no GPU in this run" in text and (tmp_path / "benchmarks" / "train_steps.json").exists()
 
 
 @pytest.mark.postgres
@@ -170,7 +191,7 @@ def test_smoke_without_docs_never_writes_the_committed_docs(monkeypatch, capsys)
 
 def test_every_suite_takes_a_smoke_size() -> None:
     parser = benchmarks_main._parser()
-    for suite in ("quality", "speed", "stream", "store", "detectors", "ui", "retrain"):
+    for suite in ("quality", "speed", "stream", "store", "detectors", "ui", "retrain", "train"):
         assert parser.parse_args([suite, "--size", "smoke"]).size == "smoke", suite
     # The quality suite's older option name, which the commands of earlier runs in the docs use.
     assert parser.parse_args(["quality", "--config", "smoke"]).size == "smoke"

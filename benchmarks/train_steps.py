@@ -1,0 +1,188 @@
+"""GANomaly training speed per Keras backend: steps/s and images/s on 64×64 images, and scoring rate.
+
+Each backend runs in its own process (Keras picks its backend once per process), through the
+product's own training path: the detector is fitted by ``anomaly.harness`` (building, compiling and
+its first traced steps), then a fixed number of further ``train_step`` calls is timed, each on a
+full batch. Scoring goes through ``Detector.score`` at batch 256. Backends not installed are
+reported as such, not measured, so one command serves a CPU machine (TensorFlow, JAX) and the GPU
+machine (JAX, PyTorch, no TensorFlow).
+
+    python -m benchmarks train [--size smoke|full] [--backends tensorflow jax torch] [--steps N]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import DOCS, machine, read_raw, table, write_raw, write_section
+
+TITLE = "Training speed per backend"
+TARGET_GPU_STEPS = 150.0
+
+
+@dataclass(frozen=True)
+class Size:
+    """``full``: the issue's setting (64×64, width 64, batch 64); ``smoke`` shows every column is made."""
+
+    name: str
+    image_size: int
+    width: int
+    batch: int
+    steps: int
+    scored: int
+
+
+SIZES = {
+    "full": Size("full", 64, 64, 64, 50, 1024),
+    "smoke": Size("smoke", 16, 4, 8, 3, 16),
+}
+
+
+def measure(size: Size) -> dict[str, Any]:
+    """In this process, on its backend: fit once, then time ``size.steps`` train steps and one scoring pass."""
+    import dataclasses
+
+    import numpy as np
+
+    from anomaly.harness import FitSettings
+    from anomaly.inputs import ImageSpec, encode
+    from anomaly.keras import backend
+    from anomaly.plugins import registry
+    from benchmarks.speed import textures
+
+    cls = registry().get("ganomaly")
+    detector = cls(
+        ImageSpec(image_size=size.image_size),
+        dataclasses.replace(cls.Params(), width=size.width),
+        FitSettings(epochs=1, batch_size=size.batch, patience=None, seed=0),
+    )
+    train = textures(4 * size.batch, size=size.image_size)
+    detector.fit(train)
+    x = encode(detector.spec, train).x
+    batches = [x[np.arange(i * size.batch, (i + 1) * size.batch) % len(x)] for i in range(size.steps)]
+    started = time.perf_counter()
+    for batch in batches:
+        detector.train_step(batch)
+    seconds = time.perf_counter() - started
+    scored = textures(size.scored, seed=1, size=size.image_size)
+    detector.score_batch_size = 256
+    detector.score(scored, maps=False)
+    score_started = time.perf_counter()
+    detector.score(scored, maps=False)
+    score_seconds = time.perf_counter() - score_started
+    return {
+        "backend": backend.current(),
+        "device": backend.device(),
+        "steps": size.steps,
+        "seconds": seconds,
+        "steps_per_second": size.steps / seconds,
+        "images_per_second": size.steps * size.batch / seconds,
+        "scored_images_per_second": size.scored / score_seconds,
+    }
+
+
+def _child(backend: str, size: Size) -> dict[str, Any]:
+    """``measure`` in a new process on ``backend``; its JSON is the last line it prints."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    code = (
+        "import json, sys; from benchmarks.train_steps import Size, measure; "
+        "print(json.dumps(measure(Size(**json.loads(sys.argv[1])))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(asdict(size))],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{backend}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(
+    *,
+    size: Size,
+    backends: tuple[str, ...],
+    steps: int | None = None,
+    docs: Path = DOCS,
+    command: str = "python -m benchmarks train",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measure each installed backend in turn; write the docs section and ``train_steps.json``."""
+    from anomaly.keras.backend import installed
+
+    if steps:
+        size = Size(size.name, size.image_size, size.width, size.batch, steps, size.scored)
+    results: dict[str, Any] = {"command": command, "machine": machine(), "size": asdict(size), "backends": {}}
+    for name in backends:
+        if not installed(name):
+            results["backends"][name] = None
+            log(f"{name}: not installed")
+            continue
+        entry = results["backends"][name] = _child(name, size)
+        log(
+            f"{name} on {entry['device']}: {entry['steps_per_second']:.2f} steps/s, {entry['images_per_second']:.0f} images/s"
+        )
+    write_raw("train_steps", results, docs.with_suffix(""))
+    write_section(TITLE, render(results), docs)
+    return results
+
+
+def rerender(docs: Path = DOCS) -> list[str]:
+    """Rewrite the section from ``train_steps.json`` when it exists, measuring nothing."""
+    results = read_raw("train_steps", docs)
+    if results is None:
+        return []
+    write_section(TITLE, render(results), docs)
+    return [TITLE]
+
+
+def render(results: dict[str, Any]) -> str:
+    s = results["size"]
+    rows = []
+    for name, e in results["backends"].items():
+        if e is None:
+            rows.append([name, "not installed", "-", "-", "-"])
+            continue
+        rows.append(
+            [
+                name,
+                e["device"],
+                f"{e['steps_per_second']:,.2f}",
+                f"{e['images_per_second']:,.0f}",
+                f"{e['scored_images_per_second']:,.0f}",
+            ]
+        )
+    gpu = [e for e in results["backends"].values() if e and e["device"].startswith("gpu")]
+    target = (
+        f"Target (issue 21): ≥ {TARGET_GPU_STEPS:.0f} steps/s on an H100/H200-class GPU: "
+        + ", ".join(
+            f"{e['backend']} {e['steps_per_second']:.0f} ({'met' if e['steps_per_second'] >= TARGET_GPU_STEPS else '**not met**'})"
+            for e in gpu
+        )
+        if gpu
+        else f"Target (issue 21): ≥ {TARGET_GPU_STEPS:.0f} steps/s on an H100/H200-class GPU: no GPU in this run."
+    )
+    return "\n\n".join(
+        [
+            f"Command: `{results['command']}` — {results['machine']}.",
+            f"GANomaly on {s['image_size']}×{s['image_size']} images, width {s['width']}, batch {s['batch']}, "
+            f"through the product's training path (`Detector.fit`, then {s['steps']} timed `train_step` calls on "
+            f"full batches); each backend in its own process, one after the other; scoring through "
+            f"`Detector.score` at batch 256 ({s['scored']} images, after an untimed pass).",
+            table(["backend", "device", "train steps/s", "train images/s", "scored images/s"], rows),
+            target,
+        ]
+    )
