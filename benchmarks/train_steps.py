@@ -184,5 +184,23 @@ def render(results: dict[str, Any]) -> str:
             f"`Detector.score` at batch 256 ({s['scored']} images, after an untimed pass).",
             table(["backend", "device", "train steps/s", "train images/s", "scored images/s"], rows),
             target,
+            *_advice(results),
         ]
     )
+
+
+def _advice(results: dict[str, Any]) -> list[str]:
+    """Which backend to use where, read from this run's figures (CPU rows only; GPU rows when present)."""
+    lines = []
+    for where, prefix in (("CPU", "cpu"), ("GPU", "gpu")):
+        rows = {n: e for n, e in results["backends"].items() if e and e["device"].startswith(prefix)}
+        if len(rows) < 2:
+            continue
+        train = sorted(rows, key=lambda n: -rows[n]["steps_per_second"])
+        score = sorted(rows, key=lambda n: -rows[n]["scored_images_per_second"])
+        lines.append(
+            f"On this {where}: train with {train[0]} ({rows[train[0]]['steps_per_second'] / rows[train[1]]['steps_per_second']:.1f}× "
+            f"{train[1]}'s steps/s), score with {score[0]} ({rows[score[0]]['scored_images_per_second'] / rows[score[1]]['scored_images_per_second']:.1f}× "
+            f"{score[1]}'s images/s), measured side by side in this run."
+        )
+    return lines
