@@ -168,6 +168,11 @@ def _timed(call: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+def full_batches(x: np.ndarray, batch: int, count: int) -> list[np.ndarray]:
+    """``count`` consecutive batches of ``batch`` rows, wrapping round ``x`` when it holds fewer."""
+    return [x[np.arange(i * batch, (i + 1) * batch) % len(x)] for i in range(count)]
+
+
 def train_rate(detector: Detector, x: np.ndarray) -> float:
     """Training samples per second from the median step time (a neighbour's burst on the shared CPU skews a mean);
     the first, traced steps already ran during fit. Every timed batch is full, wrapping round ``x`` when it
@@ -176,7 +181,7 @@ def train_rate(detector: Detector, x: np.ndarray) -> float:
         return len(x) / _timed(lambda: detector.fit_once(x))
     if detector.settings.batch_size == FULL_BATCH or detector.name == "autoencoder":
         return len(x) / _timed(lambda: detector.train_step(x))
-    batches = [x[np.arange(i * TRAIN_BATCH, (i + 1) * TRAIN_BATCH) % len(x)] for i in range(TIMED_TRAIN_STEPS)]
+    batches = full_batches(x, TRAIN_BATCH, TIMED_TRAIN_STEPS)
     step = float(np.median([_timed(lambda b=b: detector.train_step(b)) for b in batches]))
     return TRAIN_BATCH / step
 

@@ -16,9 +16,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,36 +47,27 @@ SIZES = {
 
 def measure(size: Size) -> dict[str, Any]:
     """In this process, on its backend: fit once, then time ``size.steps`` train steps and one scoring pass."""
-    import dataclasses
-
-    import numpy as np
-
     from anomaly.harness import FitSettings
     from anomaly.inputs import ImageSpec, encode
     from anomaly.keras import backend
     from anomaly.plugins import registry
-    from benchmarks.speed import textures
+    from benchmarks.speed import _timed, full_batches, textures
 
     cls = registry().get("ganomaly")
     detector = cls(
         ImageSpec(image_size=size.image_size),
-        dataclasses.replace(cls.Params(), width=size.width),
+        replace(cls.Params(), width=size.width),
         FitSettings(epochs=1, batch_size=size.batch, patience=None, seed=0),
     )
     train = textures(4 * size.batch, size=size.image_size)
     detector.fit(train)
     x = encode(detector.spec, train).x
-    batches = [x[np.arange(i * size.batch, (i + 1) * size.batch) % len(x)] for i in range(size.steps)]
-    started = time.perf_counter()
-    for batch in batches:
-        detector.train_step(batch)
-    seconds = time.perf_counter() - started
+    batches = full_batches(x, size.batch, size.steps)
+    seconds = _timed(lambda: [detector.train_step(batch) for batch in batches])
     scored = textures(size.scored, seed=1, size=size.image_size)
     detector.score_batch_size = 256
     detector.score(scored, maps=False)
-    score_started = time.perf_counter()
-    detector.score(scored, maps=False)
-    score_seconds = time.perf_counter() - score_started
+    score_seconds = _timed(lambda: detector.score(scored, maps=False))
     return {
         "backend": backend.current(),
         "device": backend.device(),
@@ -124,7 +114,7 @@ def run(
     from anomaly.keras.backend import installed
 
     if steps:
-        size = Size(size.name, size.image_size, size.width, size.batch, steps, size.scored)
+        size = replace(size, steps=steps)
     results: dict[str, Any] = {"command": command, "machine": machine(), "size": asdict(size), "backends": {}}
     for name in backends:
         if not installed(name):
