@@ -6,13 +6,14 @@
 #   scripts/postgres.sh status   exit 0 when it accepts connections
 #   scripts/postgres.sh url      print the SQLAlchemy URL of the test database
 #
-# Environment: ANOMALY_PG_DIR (data folder, default /tmp/anomaly-pg), ANOMALY_PG_PORT (default 55432).
+# Environment: ANOMALY_PG_DIR (data folder, default /tmp/anomaly-pg), ANOMALY_PG_PORT (default 25432:
+# below Linux's ephemeral range, 32768-60999, so no client connection's local port can hold it).
 # Uses Debian's PostgreSQL 15 binaries. initdb refuses to run as root, so as root the server runs as
 # the `postgres` system user (created if missing).
 set -euo pipefail
 
 PG_DIR=${ANOMALY_PG_DIR:-/tmp/anomaly-pg}
-PG_PORT=${ANOMALY_PG_PORT:-55432}
+PG_PORT=${ANOMALY_PG_PORT:-25432}
 PG_HOST=127.0.0.1
 PG_USER=anomaly
 PG_PASSWORD=anomaly
@@ -78,8 +79,12 @@ start() {
         init_cluster
     fi
     if ! ready 2>/dev/null; then
-        as_owner "$pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
-            -o "-c listen_addresses=$PG_HOST -c port=$PG_PORT -c unix_socket_directories=$PG_DIR" start >/dev/null
+        if ! as_owner "$pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 \
+            -o "-c listen_addresses=$PG_HOST -c port=$PG_PORT -c unix_socket_directories=$PG_DIR" start >/dev/null; then
+            echo "PostgreSQL did not start on $PG_HOST:$PG_PORT; the end of $LOG:" >&2
+            tail -n 20 "$LOG" >&2 || true
+            exit 1
+        fi
     fi
     psql_admin <<SQL
 SELECT 'CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD ''$PG_PASSWORD'''

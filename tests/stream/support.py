@@ -39,7 +39,7 @@ Message = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 # of them stopping it for the outage test) need not share it.
 PG_ENV = {
     "ANOMALY_PG_DIR": os.environ.get("ANOMALY_STREAM_PG_DIR", "/tmp/anomaly-pg-stream"),
-    "ANOMALY_PG_PORT": os.environ.get("ANOMALY_STREAM_PG_PORT", "55442"),
+    "ANOMALY_PG_PORT": os.environ.get("ANOMALY_STREAM_PG_PORT", "25442"),
 }
 
 
