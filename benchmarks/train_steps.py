@@ -21,9 +21,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import DOCS, machine, read_raw, table, write_raw, write_section
+from benchmarks import report
+from benchmarks.report import DOCS, machine, table, write_raw, write_section
 
 TITLE = "Training speed per backend"
+# A GPU run (scripts/gpu_check.sh on the GPU machine) keeps its own raw file and section beside the CPU one.
+GPU_TITLE = f"{TITLE} (GPU)"
+RAW = {TITLE: "train_steps", GPU_TITLE: "train_steps_gpu"}
 TARGET_GPU_STEPS = 150.0
 
 
@@ -125,18 +129,20 @@ def run(
         log(
             f"{name} on {entry['device']}: {entry['steps_per_second']:.2f} steps/s, {entry['images_per_second']:.0f} images/s"
         )
-    write_raw("train_steps", results, docs.with_suffix(""))
-    write_section(TITLE, render(results), docs)
+    title = GPU_TITLE if _on("gpu", results) else TITLE
+    write_raw(RAW[title], results, docs.with_suffix(""))
+    write_section(title, render(results), docs)
     return results
 
 
 def rerender(docs: Path = DOCS) -> list[str]:
-    """Rewrite the section from ``train_steps.json`` when it exists, measuring nothing."""
-    results = read_raw("train_steps", docs)
-    if results is None:
-        return []
-    write_section(TITLE, render(results), docs)
-    return [TITLE]
+    """Rewrite the CPU and GPU sections from their raw files where they exist, measuring nothing."""
+    return [done for title, name in RAW.items() for done in report.rerender(name, title, render, docs)]
+
+
+def _on(prefix: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The backends of this run measured on a device whose name starts with ``prefix``."""
+    return {n: e for n, e in results["backends"].items() if e and e["device"].startswith(prefix)}
 
 
 def render(results: dict[str, Any]) -> str:
@@ -155,7 +161,7 @@ def render(results: dict[str, Any]) -> str:
                 f"{e['scored_images_per_second']:,.0f}",
             ]
         )
-    gpu = [e for e in results["backends"].values() if e and e["device"].startswith("gpu")]
+    gpu = list(_on("gpu", results).values())
     target = (
         f"Target (issue 21): ≥ {TARGET_GPU_STEPS:.0f} steps/s on an H100/H200-class GPU: "
         + ", ".join(
@@ -174,6 +180,11 @@ def render(results: dict[str, Any]) -> str:
             f"`Detector.score` at batch 256 ({s['scored']} images, after an untimed pass).",
             table(["backend", "device", "train steps/s", "train images/s", "scored images/s"], rows),
             target,
+            *(
+                ["Run on the GPU machine by `bash scripts/gpu_check.sh` (installs the product from carried wheels)."]
+                if gpu
+                else []
+            ),
             *_advice(results),
         ]
     )
@@ -183,7 +194,7 @@ def _advice(results: dict[str, Any]) -> list[str]:
     """Which backend to use where, read from this run's figures (CPU rows only; GPU rows when present)."""
     lines = []
     for where, prefix in (("CPU", "cpu"), ("GPU", "gpu")):
-        rows = {n: e for n, e in results["backends"].items() if e and e["device"].startswith(prefix)}
+        rows = _on(prefix, results)
         if len(rows) < 2:
             continue
         train = sorted(rows, key=lambda n: -rows[n]["steps_per_second"])

@@ -147,8 +147,10 @@ class GANomaly(KerasDetector):
 
     def sample_reconstructions(self, x: np.ndarray) -> np.ndarray:
         """G(x): the decoder's picture of the encoder's code, the residual's other half."""
+        import keras
+
         model = self.model
-        return np.asarray(model.decoder(model.encoder(x, training=False), training=False))
+        return keras.ops.convert_to_numpy(model.decoder(model.encoder(x, training=False), training=False))
 
     def validation_loss(self, x: np.ndarray) -> float:
         """Reconstruction and latent loss on held-out normal data: what the generator is asked to minimise.

@@ -59,9 +59,12 @@ def feature_model(network: Any, level: int) -> Any:
 
 def patch_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, positions, features): every spatial position of every sample's feature map."""
+    import keras
+
     parts = []
     for start in range(0, len(x), batch_size):
-        out = np.asarray(model(x[start : start + batch_size], training=False), dtype=np.float32)
+        # convert_to_numpy, not np.asarray: a GPU tensor (PyTorch on CUDA) must be copied to the host first.
+        out = keras.ops.convert_to_numpy(model(x[start : start + batch_size], training=False)).astype(np.float32)
         parts.append(out.reshape(len(out), -1, out.shape[-1]))
     return np.concatenate(parts)
 
