@@ -5,7 +5,7 @@
 #
 # Here, once:  bash scripts/gpu_check.sh --wheels   (downloads the Python 3.12 wheels into .gpu_wheels/)
 # On the GPU:  the device tool's run, carrying .gpu_wheels:  bash scripts/gpu_check.sh
-# Results go to $OUT (benchmarks.md and benchmarks/train_steps.json), default /tmp/gpu-check.
+# Results go to $OUT (benchmarks.md and benchmarks/train_steps_gpu.json), default /tmp/gpu-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=.gpu_wheels

@@ -64,7 +64,7 @@ def patch_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarr
     parts = []
     for start in range(0, len(x), batch_size):
         # convert_to_numpy, not np.asarray: a GPU tensor (PyTorch on CUDA) must be copied to the host first.
-        out = keras.ops.convert_to_numpy(model(x[start : start + batch_size], training=False)).astype(np.float32)
+        out = np.asarray(keras.ops.convert_to_numpy(model(x[start : start + batch_size], training=False)), np.float32)
         parts.append(out.reshape(len(out), -1, out.shape[-1]))
     return np.concatenate(parts)
 
