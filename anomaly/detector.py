@@ -87,10 +87,12 @@ class Detector(ABC):
     def build(self) -> None:
         """Create the networks for ``self.spec.sample_shape``: (H, W, C) tiles or images, (window, channels)."""
 
-    def train_step(self, x: np.ndarray) -> dict[str, float]:
+    def train_step(self, x: np.ndarray) -> dict[str, Any]:
         """One optimisation step on a batch (B, *sample_shape) of normal samples; named losses for progress.
 
-        Implement this, ``fit_once``, or both (epochs of steps first, then ``fit_once``).
+        The losses are floats or scalars ``float()`` takes (a backend's device scalars: converting
+        them waits for the step, so the harness does it only when it reports). Implement this,
+        ``fit_once``, or both (epochs of steps first, then ``fit_once``).
         """
         raise NotImplementedError
 

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 Dataset = ImageSet | SeriesSet
 
+# Seconds between updates of the progress bar's running losses: each update copies the losses to
+# the host, which makes a backend that runs steps asynchronously (JAX on a GPU) wait for the step.
+PROGRESS_REFRESH_S = 0.5
+
 
 @dataclass
 class FitSettings:
@@ -53,7 +57,7 @@ class FitSettings:
     holdout: float = 0.2
     patience: int | None = 5
     calibration: Calibration = field(default_factory=Calibration)
-    # "mixed": Keras networks train in 16-bit floats (anomaly.keras.precision); scoring stays float32.
+    # "mixed": Keras networks train in bfloat16 (anomaly.keras.precision); scoring stays float32.
     precision: str = "float32"
 
 
@@ -114,7 +118,7 @@ def fit(
 def _runtime(detector: Detector) -> dict[str, str]:
     """Backend, device and dtype policy a Keras detector trains with; nothing for one without Keras networks.
 
-    Read before training, so a mixed policy can be chosen for the device, and kept in the manifest.
+    Read before training and kept in the manifest, which says what trained the model and where.
     """
     from anomaly.keras.detector import KerasDetector
 
@@ -128,8 +132,7 @@ def _runtime(detector: Detector) -> dict[str, str]:
     from anomaly.keras import backend
     from anomaly.keras.precision import policy
 
-    device = backend.device()
-    return {"backend": backend.current(), "device": device, "precision": policy(precision, device)}
+    return {"backend": backend.current(), "device": backend.device(), "precision": policy(precision)}
 
 
 def _build_and_train(
@@ -225,12 +228,15 @@ def _epochs(
     steps = steps_per_epoch(len(train_x), settings.batch_size)
     with TrainingProgress(detector.name, settings.epochs, steps, enabled=progress) as bar:
         for epoch in range(1, settings.epochs + 1):
-            sums: dict[str, float] = {}
+            sums: dict[str, Any] = {}
+            shown = time.monotonic()
             for n, batch in enumerate(_batches(train_x, rng, settings.batch_size), start=1):
                 for key, value in detector.train_step(batch).items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                bar.step({k: v / n for k, v in sums.items()})
-            logs = {k: v / max(steps, 1) for k, v in sums.items()}
+                    sums[key] = sums.get(key, 0.0) + value
+                if bar.enabled and time.monotonic() - shown >= PROGRESS_REFRESH_S:
+                    bar.step(n, {k: float(v) / n for k, v in sums.items()})
+                    shown = time.monotonic()
+            logs = {k: float(v) / max(steps, 1) for k, v in sums.items()}
             val_loss = detector.validation_loss(val_x)
             if val_loss is not None:
                 logs["val_loss"] = float(val_loss)

@@ -15,7 +15,10 @@ class TrainingProgress:
 
     def __init__(self, name: str, epochs: int, steps_per_epoch: int, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.name = name
         self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.finished = 0
         self.console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -36,10 +39,16 @@ class TrainingProgress:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def step(self, logs: dict[str, float]) -> None:
-        self.progress.update(self.task, advance=1, logs=_fmt(logs))
+    def step(self, done: int, logs: dict[str, float]) -> None:
+        """``done`` steps of the current epoch are finished; ``logs`` are their mean losses."""
+        self.progress.update(self.task, completed=self.finished + done, logs=_fmt(logs))
 
     def epoch_done(self, epoch: int, logs: dict[str, float]) -> None:
-        self.progress.update(self.task, description=f"epoch {min(epoch + 1, self.epochs)}/{self.epochs}")
+        self.finished = epoch * self.steps_per_epoch
+        self.progress.update(
+            self.task,
+            completed=self.finished,
+            description=f"{self.name} epoch {min(epoch + 1, self.epochs)}/{self.epochs}",
+        )
         if self.enabled:
             self.progress.console.print(f"epoch {epoch}: {_fmt(logs)}", highlight=False)

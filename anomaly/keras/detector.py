@@ -109,13 +109,22 @@ class KerasDetector(Detector):
             tf.config.experimental.enable_op_determinism()
 
     def get_state(self) -> dict[str, list]:
+        from anomaly.keras import steps
+
+        steps.flush()
         return {name: net.get_weights() for name, net in self.networks.items()}
 
     def set_state(self, state: dict[str, list]) -> None:
+        from anomaly.keras import steps
+
+        steps.flush()
         for name, weights in state.items():
             self.networks[name].set_weights(weights)
 
     def save_state(self, directory: Path) -> None:
+        from anomaly.keras import steps
+
+        steps.flush()
         for name, net in self.networks.items():
             net.save_weights(directory / f"{name}.weights.h5")
 

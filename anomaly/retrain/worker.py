@@ -22,11 +22,23 @@ from anomaly.errors import failure_line
 
 
 def _set_threads(threads: int) -> None:
-    """Cap TensorFlow's thread pools before it runs anything (the environment caps BLAS and the rest)."""
-    import tensorflow as tf
+    """Keep training to ``threads`` CPUs on every Keras backend, before the backend starts its thread pools.
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    The parent caps OpenMP, BLAS and TensorFlow through the environment, and PyTorch follows OpenMP's.
+    XLA (JAX) has no such setting: it sizes its pools from the CPUs the process may run on, so on
+    Linux the process is bound to the last ``threads`` of them. TensorFlow is imported only when it is
+    the backend: a JAX or PyTorch machine may not have it.
+    """
+    from anomaly.keras import backend
+
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, cpus[-threads:])
+    if backend.current() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def _fit_settings(manifest_settings: dict[str, Any], epochs: int | None) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -35,6 +37,7 @@ class GANomalyModel:
         self.g_opt.build(g_vars)
         self.d_opt.build(d_vars)
         self._d_initial = self.discriminator.get_weights()
+        self._d_loss: Any = None
         state = steps.variables(*self.networks.values())
         updates = (steps.Update("g_loss", g_vars, self.g_opt), steps.Update("d_loss", d_vars, self.d_opt))
         self._step = steps.train_step([steps.Phase(self._losses, updates)], state, shape, xla)
@@ -54,10 +57,14 @@ class GANomalyModel:
         d_loss = _bce(ops.ones_like(real_logits), real_logits) + _bce(ops.zeros_like(fake_logits), fake_logits)
         return {"g_loss": g_loss, "d_loss": d_loss, "adv": adv, "con": con, "enc": enc}
 
-    def train_step(self, x: np.ndarray) -> dict[str, float]:
+    def train_step(self, x: np.ndarray) -> dict[str, Any]:
         logs = self._step(x)
-        if logs["d_loss"] < 1e-5:
-            # The paper's remedy for a discriminator that has won outright: start it afresh.
+        won, self._d_loss = self._d_loss, logs["d_loss"]
+        # The paper's remedy for a discriminator that has won outright: start it afresh. Checked a
+        # step late, so that on a backend running steps asynchronously this step is queued before
+        # the host waits for the last one's loss.
+        if won is not None and won < 1e-5:
+            steps.flush()
             self.discriminator.set_weights(self._d_initial)
         return logs
 

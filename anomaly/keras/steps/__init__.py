@@ -60,15 +60,24 @@ def variables(*owners: Any) -> list[Any]:
 
 def train_step(
     phases: Sequence[Phase], state: Sequence[Any], shape: tuple[int, ...], xla: bool
-) -> Callable[[np.ndarray], dict[str, float]]:
-    """A compiled training step of batches of samples shaped ``shape``: the phases' logs, as floats.
+) -> Callable[[np.ndarray], dict[str, Any]]:
+    """A compiled training step of batches of samples shaped ``shape``: the phases' logs, as scalars.
 
     ``state`` is every variable the losses read or write (the networks' and seed generators'), so a
     backend that compiles pure functions can pass them in and write back what changed (batch
     normalisation's moving statistics, the noise seed). ``xla`` asks TensorFlow for XLA; JAX always
-    compiles with it, and PyTorch runs eagerly.
+    compiles with it, and PyTorch runs eagerly. The logs are floats, or on JAX device scalars that
+    ``float()`` copies to the host: a step that waits for its losses keeps a GPU idle meanwhile.
     """
     return _backend().train_step(phases, state, shape, xla)
+
+
+def flush() -> None:
+    """Put the values training steps hold outside the Keras variables back into them (JAX holds them
+    between steps); call it before reading or setting the variables of a network a step trains."""
+    module = _backend()
+    if hasattr(module, "flush"):
+        module.flush()
 
 
 def function(fn: Callable[[Any], Any], state: Sequence[Any], shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:

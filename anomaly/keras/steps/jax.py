@@ -1,13 +1,19 @@
 """Training steps on JAX: pure functions of the variables' values, differentiated and ``jax.jit``-compiled.
 
-Keras variables cannot change inside a compiled JAX function, so each call reads their values, runs
-the networks under a ``keras.StatelessScope`` that maps variables to those values (and collects the
-values the networks assign: batch normalisation's moving statistics, the noise seed), and writes
-the new values back into the variables, so ``get_weights`` and a saved model carry them.
+Keras variables cannot change inside a compiled JAX function, so a step takes the variables' values,
+runs the networks under a ``keras.StatelessScope`` that maps variables to those values (and collects
+the values the networks assign: batch normalisation's moving statistics, the noise seed), and
+returns the new values. Between steps the values stay with the step, on the device, and the step's
+input buffers are donated to its outputs: writing some hundred variables back and copying the
+losses to the host after every step cost more than a small network's step on a GPU. ``flush``
+writes them back into the Keras variables; everything that reads or sets the variables calls it
+first (``function`` here, ``anomaly.keras.detector.KerasDetector``'s state), as Keras' own JAX
+trainer syncs its state before callbacks read it.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,9 +28,41 @@ def _unique(items: Sequence[Any]) -> list[Any]:
     return list({id(item): item for item in items}.values())
 
 
+class _Held:
+    """The values of groups of Keras variables while training steps hold them, on the device."""
+
+    def __init__(self, groups: Sequence[Sequence[Any]]) -> None:
+        self.groups = groups
+        self.values: list[list[Any]] | None = None
+
+    def take(self) -> list[list[Any]]:
+        """The values the last step left, or the variables' own when nothing is held (after a ``flush``)."""
+        if self.values is None:
+            _holding.add(self)
+            return [[v.value for v in group] for group in self.groups]
+        return self.values
+
+    def flush(self) -> None:
+        if self.values is not None:
+            for group, values in zip(self.groups, self.values):
+                for variable, value in zip(group, values):
+                    variable.assign(value)
+            self.values = None
+        _holding.discard(self)
+
+
+_holding: weakref.WeakSet[_Held] = weakref.WeakSet()
+
+
+def flush() -> None:
+    """Write every value training steps hold back into its Keras variable (see the module's docstring)."""
+    for held in list(_holding):
+        held.flush()
+
+
 def train_step(
     phases: Sequence[Phase], state: Sequence[Any], shape: tuple[int, ...], xla: bool
-) -> Callable[[np.ndarray], dict[str, float]]:
+) -> Callable[[np.ndarray], dict[str, Any]]:
     trainable = _unique([v for phase in phases for update in phase.updates for v in update.variables])
     index = {id(v): i for i, v in enumerate(trainable)}
     others = [v for v in _unique(list(state)) if id(v) not in index]
@@ -37,7 +75,11 @@ def train_step(
             out = phase.losses(x)
         return [out[u.loss] for u in phase.updates], (out, [scope.get_current_value(v) for v in others])
 
-    def step(values: list, other_values: list, opt_values: list, x: jax.Array) -> tuple[list, list, list, dict]:
+    sizes = [len(opt.variables) for opt in optimizers]
+
+    def step(values: list, other_values: list, opt_flat: list, x: jax.Array) -> tuple[list, list, list, dict]:
+        starts = np.cumsum([0, *sizes])
+        opt_values = [opt_flat[a:b] for a, b in zip(starts[:-1], starts[1:])]
         logs = {}
         for phase in phases:
             loss_values, pullback, (out, other_values) = jax.vjp(
@@ -60,25 +102,15 @@ def train_step(
                 for j, value in zip(at, new):
                     values[j] = value
             logs.update(out)
-        return values, other_values, opt_values, logs
+        return values, other_values, [v for group in opt_values for v in group], logs
 
-    compiled = jax.jit(step)
-    opt_variables = [opt.variables for opt in optimizers]
+    compiled = jax.jit(step, donate_argnums=(0, 1, 2))
+    held = _Held([trainable, others, [v for opt in optimizers for v in opt.variables]])
 
-    def run(x: np.ndarray) -> dict[str, float]:
-        values, other_values, opt_values, logs = compiled(
-            [v.value for v in trainable],
-            [v.value for v in others],
-            [[v.value for v in group] for group in opt_variables],
-            jax.numpy.asarray(x, dtype="float32"),
-        )
-        for variable_group, value_group in ((trainable, values), (others, other_values)):
-            for variable, value in zip(variable_group, value_group):
-                variable.assign(value)
-        for group, value_group in zip(opt_variables, opt_values):
-            for variable, value in zip(group, value_group):
-                variable.assign(value)
-        return {k: float(v) for k, v in logs.items()}
+    def run(x: np.ndarray) -> dict[str, Any]:
+        values, other_values, opt_values, logs = compiled(*held.take(), jax.numpy.asarray(x, dtype="float32"))
+        held.values = [values, other_values, opt_values]
+        return logs
 
     return run
 
@@ -91,9 +123,14 @@ def function(fn: Callable[[Any], Any], state: Sequence[Any], shape: tuple[int, .
             return fn(x)
 
     compiled = jax.jit(pure)
-    return lambda x: keras.tree.map_structure(
-        np.asarray, compiled([v.value for v in variables], jax.numpy.asarray(x, dtype="float32"))
-    )
+
+    def run(x: np.ndarray) -> Any:
+        flush()
+        return keras.tree.map_structure(
+            np.asarray, compiled([v.value for v in variables], jax.numpy.asarray(x, dtype="float32"))
+        )
+
+    return run
 
 
 def descend(loss: Callable[[Any], Any], start: Any, steps: int, lr: float) -> Any:
