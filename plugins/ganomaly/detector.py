@@ -25,6 +25,8 @@ MEMORY = ("auto", "none", "latent", "encoder", "discriminator")
 MAX_BANK = 65536
 # Modes of normal data a bank can be split into (memory_modes).
 MAX_MODES = 8
+# How the bank measures distance (memory_distance; anomaly_plugins.ganomaly.memory).
+DISTANCES = ("euclidean", "whitened")
 
 
 @dataclass
@@ -49,6 +51,11 @@ class GANomalyParams(GANParams):
         "1",
         help=f"banks: modes of normal data (1-{MAX_MODES}, or auto: by silhouette); "
         "each distance is divided by its mode's typical one",
+    )
+    memory_distance: str = option(
+        "euclidean",
+        choices=DISTANCES,
+        help="banks: euclidean, or whitened (Mahalanobis over the training features: each feature in units of its normal spread)",
     )
 
 
@@ -105,6 +112,10 @@ class GANomaly(KerasDetector):
             )
 
     @property
+    def whitened(self) -> bool:
+        return self.memory != "none" and self.params.memory_distance == "whitened"
+
+    @property
     def fits_once(self) -> bool:
         """The bank is built once, from the trained networks' features of every training sample."""
         return self.memory != "none"
@@ -121,6 +132,8 @@ class GANomaly(KerasDetector):
         elif self.memory != "none":
             network = self.model.features if self.memory == "discriminator" else self.model.encoder
             self.memory_model = memory.feature_model(network, self.params.memory_level)
+        if self.memory != "none" and self.params.memory_distance == "whitened":
+            self.memory_model = memory.whitened_model(self.memory_model)
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:
         return self.model.train_step(x)
@@ -129,6 +142,9 @@ class GANomaly(KerasDetector):
         from anomaly_plugins.ganomaly import memory
 
         seed = self.settings.seed
+        if self.whitened:
+            memory.set_whitening(self.memory_model)  # fitted on the network's own features
+            memory.set_whitening(self.memory_model, *memory.whitening(self.memory_model, x, seed))
         self.bank = memory.build_bank(self.memory_model, x, self.params.memory_size, seed)
         logs = {"memory_patches": float(len(self.bank))}
         if self.params.memory_modes != "1":
@@ -149,6 +165,9 @@ class GANomaly(KerasDetector):
         """G(x): the decoder's picture of the encoder's code, the residual's other half."""
         import keras
 
+        from anomaly.keras import steps
+
+        steps.flush()  # the networks' current weights, wherever training left them
         model = self.model
         return keras.ops.convert_to_numpy(model.decoder(model.encoder(x, training=False), training=False))
 
@@ -170,7 +189,7 @@ class GANomaly(KerasDetector):
 
         super().save_state(directory)
         if self.bank is not None:
-            memory.save_bank(directory, self.bank, self.scale)
+            memory.save_bank(directory, self.bank, self.scale, self.memory_model if self.whitened else None)
 
     def load_state(self, directory: Path) -> None:
         from anomaly_plugins.ganomaly import memory
@@ -178,4 +197,6 @@ class GANomaly(KerasDetector):
         super().load_state(directory)
         if self.memory != "none":
             features = int(self.memory_model.output.shape[-1])
-            self.bank, self.scale = memory.load_bank(directory, features, self.params.memory_modes != "1")
+            self.bank, self.scale = memory.load_bank(
+                directory, features, self.params.memory_modes != "1", self.memory_model if self.whitened else None
+            )

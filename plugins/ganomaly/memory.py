@@ -13,6 +13,11 @@ typical distances from their nearest neighbours, so one mode's normal samples wo
 another's. With modes, the bank is clustered (k-means, k given or chosen by silhouette) and each
 distance is divided by the typical distance of training patches nearest to the same mode, fixed at
 training time and stored beside the bank (docs/decisions/0006-ganomaly-memory-modes.md).
+
+Distances are Euclidean in the features as the network gives them, or (``whitened``) after a fixed
+linear map fitted to the training features, under which Euclidean distance is their Mahalanobis
+distance: a feature that varies little over normal samples then counts as much as one that varies a
+lot. The map is a Dense layer after the feature model, its weights stored beside the bank.
 """
 
 from __future__ import annotations
@@ -57,10 +62,55 @@ def feature_model(network: Any, level: int) -> Any:
     return keras.Model(network.input, pooled, name=f"{network.name}_level{level}")
 
 
+def whitened_model(model: Any) -> Any:
+    """``model`` followed by a fixed linear map of its features: identity until ``set_whitening`` sets it."""
+    import keras
+
+    features = int(model.output.shape[-1])
+    layer = keras.layers.Dense(
+        features, kernel_initializer="identity", trainable=False, dtype="float32", name=f"{model.name}_whiten"
+    )
+    return keras.Model(model.input, layer(model.output), name=f"{model.name}_whitened")
+
+
+def set_whitening(model: Any, kernel: np.ndarray | None = None, bias: np.ndarray | None = None) -> None:
+    """Set a ``whitened_model``'s map (identity when not given)."""
+    features = int(model.output.shape[-1])
+    kernel = np.eye(features, dtype=np.float32) if kernel is None else kernel
+    bias = np.zeros(features, dtype=np.float32) if bias is None else bias
+    model.layers[-1].set_weights([kernel, bias])
+
+
+def whitening(model: Any, x: np.ndarray, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of the map under which Euclidean distance between ``model``'s features is Mahalanobis.
+
+    Fitted on at most SCALE_PATCHES patches of training samples ``x`` with Ledoit-Wolf shrinkage, which
+    keeps the covariance invertible when patches are few against features (100-dimensional codes of a
+    few hundred images).
+    """
+    from sklearn.covariance import LedoitWolf
+
+    fitted = LedoitWolf().fit(sample_patches(model, x, np.random.default_rng(seed)))
+    values, vectors = np.linalg.eigh(fitted.precision_)
+    kernel = vectors * np.sqrt(np.maximum(values, 0))
+    return kernel.astype(np.float32), (-fitted.location_ @ kernel).astype(np.float32)
+
+
+def sample_patches(model: Any, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(patches, features): every patch of enough random samples of ``x`` to give about SCALE_PATCHES."""
+    positions = math.prod(model.output.shape[1:-1])
+    picked = rng.choice(len(x), min(len(x), max(1, SCALE_PATCHES // positions)), replace=False)
+    features = patch_features(model, x[np.sort(picked)])
+    return features.reshape(-1, features.shape[-1])
+
+
 def patch_features(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(N, positions, features): every spatial position of every sample's feature map."""
     import keras
 
+    from anomaly.keras import steps
+
+    steps.flush()  # the networks' current weights, wherever training left them
     parts = []
     for start in range(0, len(x), batch_size):
         # convert_to_numpy, not np.asarray: a GPU tensor (PyTorch on CUDA) must be copied to the host first.
@@ -170,11 +220,7 @@ def mode_scales(model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray,
     A patch that is itself a bank row is measured to the next row, so every mode gets distances
     like those of unseen normal patches. A mode no patch falls nearest to takes the median of all.
     """
-    rng = np.random.default_rng(seed)
-    positions = math.prod(model.output.shape[1:-1])
-    picked = rng.choice(len(x), min(len(x), max(1, SCALE_PATCHES // positions)), replace=False)
-    features = patch_features(model, x[np.sort(picked)])
-    queries = features.reshape(-1, features.shape[-1])
+    queries = sample_patches(model, x, np.random.default_rng(seed))
     distances, rows = NearestNeighbors(n_neighbors=min(2, len(bank))).fit(bank).kneighbors(queries)
     second = (distances[:, 0] == 0) & (distances.shape[1] > 1)
     column = second.astype(np.int64)
@@ -187,18 +233,30 @@ def mode_scales(model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray,
     return np.maximum(typical, 1e-8)[labels].astype(np.float32)
 
 
-def save_bank(directory: Path, bank: np.ndarray, scale: np.ndarray | None = None) -> None:
+def save_bank(directory: Path, bank: np.ndarray, scale: np.ndarray | None = None, whitener: Any | None = None) -> None:
+    """The bank, its per-row scale and the map of a ``whitened_model`` (``whitener``), when there are."""
     arrays = {"bank": bank.astype(np.float32)}
     if scale is not None:
         arrays["scale"] = scale.astype(np.float32)
+    if whitener is not None:
+        arrays["whiten_kernel"], arrays["whiten_bias"] = whitener.layers[-1].get_weights()
     save_arrays(directory, FILE, arrays)
 
 
-def load_bank(directory: Path, features: int, with_scale: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """The stored bank (and its per-row scale), or one ArtifactError line when missing, damaged or of another width."""
+def load_bank(
+    directory: Path, features: int, with_scale: bool = False, whitener: Any | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stored bank (and its per-row scale), or one ArtifactError line when missing, damaged or of another width.
+
+    With ``whitener`` (a ``whitened_model``), its stored map is set into it.
+    """
     from anomaly.errors import ArtifactError
 
-    layout = {"bank": ("f", 2), **({"scale": ("f", 1)} if with_scale else {})}
+    layout = {
+        "bank": ("f", 2),
+        **({"scale": ("f", 1)} if with_scale else {}),
+        **({"whiten_kernel": ("f", 2), "whiten_bias": ("f", 1)} if whitener is not None else {}),
+    }
     arrays = load_arrays(directory, FILE, layout)
     bank = arrays["bank"]
     if bank.shape[1] != features or len(bank) == 0:
@@ -209,4 +267,11 @@ def load_bank(directory: Path, features: int, with_scale: bool = False) -> tuple
     scale = arrays.get("scale")
     if scale is not None and (scale.shape != (len(bank),) or np.any(scale <= 0)):
         raise ArtifactError(f"{directory / FILE}: needs one positive scale per bank row ({len(bank)})")
+    if whitener is not None:
+        kernel, bias = arrays["whiten_kernel"], arrays["whiten_bias"]
+        if kernel.shape != (features, features) or bias.shape != (features,):
+            raise ArtifactError(
+                f"{directory / FILE}: the whitening map must be {features}x{features} with {features} offsets"
+            )
+        set_whitening(whitener, kernel, bias)
     return bank, scale

@@ -124,6 +124,38 @@ def test_a_truncated_bank_file_is_one_artifact_error_line(fitted, tmp_path: Path
     assert "\n" not in str(caught.value)
 
 
+def test_whitening_makes_euclidean_distance_the_training_features_mahalanobis() -> None:
+    import keras
+
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((3,))
+    model = memory.whitened_model(keras.Model(inputs, keras.layers.Identity()(inputs)))
+    rotation = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    x = ((rng.normal(size=(4000, 3)) * [4.0, 1.0, 0.5]) @ rotation + [5.0, -2.0, 0.0]).astype(np.float32)
+    memory.set_whitening(model, *memory.whitening(model, x, seed=0))
+    white = memory.sample_patches(model, x, np.random.default_rng(1))
+    # Correlated features of unequal spread come out uncorrelated and of unit spread, centred.
+    np.testing.assert_allclose(np.cov(white.T), np.eye(3), atol=0.1)
+    np.testing.assert_allclose(white.mean(axis=0), [0.0, 0.0, 0.0], atol=0.1)
+
+
+def test_a_whitened_bank_loads_to_the_same_scores_and_a_wrong_map_is_refused(tmp_path: Path) -> None:
+    cls = registry().get("ganomaly")
+    params = cls.Params(width=4, latent=4, memory="latent", memory_size=64, memory_distance="whitened")
+    detector = cls(ImageSpec(image_size=16), params, FitSettings(epochs=1, batch_size=32, seed=0))
+    detector.fit(_digit_images(0)[:100])
+    folder = detector.save(tmp_path / "model")
+    kernel = detector.memory_model.layers[-1].get_weights()[0]
+    assert not np.allclose(kernel, np.eye(4)), "the whitening map was left at identity"
+    test = np.concatenate([_digit_images(0)[100:], _digit_images(1)[:40]])
+    scores = detector.score(test, maps=False).scores
+    np.testing.assert_allclose(load_model(folder).score(test, maps=False).scores, scores, rtol=1e-5, atol=1e-6)
+    stored = dict(np.load(folder / memory.FILE))
+    np.savez(folder / memory.FILE, **{**stored, "whiten_kernel": stored["whiten_kernel"][:2]})
+    with pytest.raises(ArtifactError, match="the whitening map must be 4x4 with 4 offsets"):
+        load_model(folder)
+
+
 def test_series_and_missing_feature_levels_are_refused_before_training() -> None:
     from anomaly.inputs import SeriesSpec
 
