@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,3 +32,13 @@ def publish(
     if docs:
         write_section(section, text, docs)
     log(text)
+
+
+def ran(command: str, started: float) -> str:
+    """A section's first line: the command, the machine and the minutes since ``started`` (``time.perf_counter``)."""
+    return f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - started) / 60:.1f} min in all."
+
+
+def about(doc: str) -> str:
+    """A sweep module's docstring between its first line and its usage line: what the section measured."""
+    return doc.split("\n\n", 1)[1].split("\n\n    python")[0].strip()

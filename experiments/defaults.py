@@ -25,7 +25,6 @@ from anomaly.detector import FitSettings
 from anomaly.threshold import Normaliser
 from benchmarks import datasets
 from benchmarks.report import table
-from benchmarks.system import describe_machine
 from experiments import cli
 
 DEVELOPMENT = (("smd", "machine-2-7"), ("smd", "machine-3-4"), ("asd", "omi-2"), ("asd", "omi-3"))
@@ -85,7 +84,7 @@ def run(command: str, log: Callable[[str], None], docs: Path | None = None) -> s
     ]
     text = "\n\n".join(
         [
-            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
+            cli.ran(command, clock),
             __doc__.split("\n\n", 1)[1].strip(),
             f"GANomaly, windows of 32 steps (training stride 4, every test step scored), up to {EPOCHS} epochs with "
             f"early stopping (patience {PATIENCE}) on the held-out tail of the training series, seed 0. Test AUROC of "

@@ -33,7 +33,6 @@ from anomaly.inputs import POOLS, encode, pool
 from anomaly.threshold import Normaliser
 from benchmarks import datasets, quality
 from benchmarks.report import table
-from benchmarks.system import describe_machine
 from experiments import cli
 
 SEEDS = (0, 1, 2)
@@ -202,7 +201,7 @@ def run(
                 body.append([name, weighting, how, *(_mean(rows, name, k) for k in keys), f"{overall:.3f}"])
     text = "\n\n".join(
         [
-            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
+            cli.ran(command, clock),
             __doc__.split("\n\n", 1)[1].strip(),
             f"The {config.name} configuration's magnetic_tile setup ({config.tile.image_size}-px tiles of the image "
             f"at short side {config.tile.scale}, {min(EPOCHS, config.epochs['magnetic_tile'])} epochs, early stopping on held-out "

@@ -277,7 +277,7 @@ def run(
     commands = "; ".join(f"`{c}`" for c in dict.fromkeys(r["command"] for r in rows))
     parts = [
         f"Commands: {commands} — {describe_machine()}; the last took {(time.perf_counter() - clock) / 60:.1f} min.",
-        __doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(),
+        cli.about(__doc__),
         f"magnetic_tile, the {CONFIG.name} configuration (32-px tiles of the image at short side "
         f"{CONFIG.tile.scale}, width 16, {min(EPOCHS, CONFIG.epochs['magnetic_tile'])} epochs with early stopping), seeds "
         f"{', '.join(map(str, tile_seeds))}; {tiles[0]['held_out_images']} held-out images per seed, each clean and "

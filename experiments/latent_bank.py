@@ -23,7 +23,6 @@ import numpy as np
 
 from anomaly.inputs import encode, pool
 from benchmarks import datasets, quality
-from benchmarks.system import describe_machine
 from experiments import cli
 from experiments.image_defaults import DEFECTS
 from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
@@ -107,8 +106,8 @@ def run(
     rows = _rows(seeds, limit, log)
     text = "\n\n".join(
         [
-            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
-            __doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(),
+            cli.ran(command, clock),
+            cli.about(__doc__),
             f"magnetic_tile, the {CONFIG.name} configuration's tiles, width 16, {EPOCHS} epochs with early stopping, "
             f"seeds {', '.join(map(str, seeds))}; {rows[0]['held_out_images']} held-out images per seed, "
             f"{rows[0]['train_tiles']} training tiles (seed {rows[0]['seed']}). AUROC of painted against clean, "

@@ -26,7 +26,6 @@ from sklearn.neighbors import NearestNeighbors
 
 from anomaly.inputs import encode, pool
 from benchmarks import quality
-from benchmarks.system import describe_machine
 from experiments import cli
 from experiments.image_defaults import DEFECTS
 from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
@@ -111,8 +110,8 @@ def run(
     rows = _rows(seeds, limit, log)
     text = "\n\n".join(
         [
-            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
-            __doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(),
+            cli.ran(command, clock),
+            cli.about(__doc__),
             f"magnetic_tile, the {CONFIG.name} configuration's tiles, {EPOCHS} epochs with early stopping, "
             f"seeds {', '.join(map(str, seeds))}; every training tile's code is kept (no coreset). AUROC of painted "
             "against clean, mean ± standard deviation over seeds, best first:",

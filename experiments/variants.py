@@ -9,7 +9,9 @@ variants become 32-px tiles). The images the detector held out of training are s
 anomalies are the held-out magnetic_tile images with a defect painted on (``image_defaults``) and
 the held-out parts of the other nine digits' training splits. Scores compared: GANomaly's default,
 PCA, and the latent memory bank (docs/decisions/0005) without per-mode handling and with its bank
-clustered into modes, each distance divided by its mode's typical distance (``memory_modes``). The
+clustered into modes, each distance divided by its mode's typical distance (``memory_modes``) or, with
+two modes, made a z-score among the training distances of its mode (their mean and spread), and the
+same bank's codes whitened over both variants' training codes (``memory_distance=whitened``). The
 same runs on each variant alone (digits in their own 16-px whole-image setup) check what the
 handling costs on data with one mode.
 
@@ -37,7 +39,6 @@ from anomaly_plugins.ganomaly import memory
 from anomaly_plugins.ganomaly.detector import MAX_MODES
 from benchmarks import datasets, quality
 from benchmarks.report import table
-from benchmarks.system import describe_machine
 from experiments import cli
 from experiments.image_defaults import DEFECTS, painted
 
@@ -88,6 +89,10 @@ def _tile_scores(gan, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int
     }
     train_x = encode(spec, train).x
     seen = {}
+    white = memory.whitened_model(gan.memory_model)
+    memory.set_whitening(white, *memory.whitening(white, train_x, seed))
+    bank = memory.build_bank(white, train_x, gan.params.memory_size, seed)
+    raw["memory: latent, whitened"] = {n: {"memory": memory.patch_scores(white, bank, s.x)} for n, s in encoded.items()}
     for wanted in MODES:
         name = f"memory: latent, modes {wanted}"
         if wanted == "1":
@@ -99,7 +104,27 @@ def _tile_scores(gan, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int
             n: {"memory": memory.patch_scores(gan.memory_model, gan.bank, s.x, scale)} for n, s in encoded.items()
         }
         seen[wanted] = found
+        if wanted == "2":
+            raw[f"{name}, standardised"] = {
+                n: {"memory": _standardised(gan.memory_model, gan.bank, labels, train_x, s.x, seed)}
+                for n, s in encoded.items()
+            }
     return raw, encoded, seen
+
+
+def _standardised(model, bank: np.ndarray, labels: np.ndarray, train_x: np.ndarray, x: np.ndarray, seed: int):
+    """Each tile's distance as a z-score among training tiles nearest the same mode (mean and spread, not the median)."""
+    from sklearn.metrics import pairwise_distances_argmin_min
+    from sklearn.neighbors import NearestNeighbors
+
+    queries = memory.sample_patches(model, train_x, np.random.default_rng(seed))
+    distances, rows = NearestNeighbors(n_neighbors=2).fit(bank).kneighbors(queries)
+    column = (distances[:, 0] == 0).astype(np.int64)
+    found, mode = distances[np.arange(len(queries)), column], labels[rows[np.arange(len(queries)), column]]
+    mean = np.array([found[mode == m].mean() for m in range(labels.max() + 1)])
+    std = np.array([max(found[mode == m].std(), 1e-8) for m in range(labels.max() + 1)])
+    nearest, d = pairwise_distances_argmin_min(memory.patch_features(model, x).reshape(len(x), -1), bank)
+    return (d - mean[labels[nearest]]) / std[labels[nearest]]
 
 
 def _image_scores(raw: dict, encoded: dict, clean: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -131,7 +156,7 @@ def _measure(data: str, parts: dict[str, ImageSet], spec, settings, seed: int) -
     sets = {**{f"{v} clean": c for v, c in clean.items()}}
     sets.update({f"{v} anomalous": _anomalies(v, c, seed, settings) for v, c in clean.items()})
     clock = time.perf_counter()
-    gan = _fit("ganomaly", spec, combined, settings, memory="latent")
+    gan = _fit("ganomaly", spec, combined, settings, memory="latent", memory_distance="euclidean")
     pca = _fit("pca", dataclasses.replace(spec), combined, settings)
     fitted = time.perf_counter()
     raw, encoded, seen = _tile_scores(gan, pca, train, sets, seed)
@@ -238,8 +263,8 @@ def run(
     held = two[0]["held_out_images"]
     text = "\n\n".join(
         [
-            f"Command: `{command}` — {describe_machine()}; {(time.perf_counter() - clock) / 60:.1f} min in all.",
-            __doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(),
+            cli.ran(command, clock),
+            cli.about(__doc__),
             f"Seeds {', '.join(map(str, seeds))}; {limit} magnetic_tile images and digit {DIGIT}'s training split, "
             f"{EPOCHS} epochs; held out per seed: {held[TILE]} magnetic_tile and {held[DIGITS]} digit images. "
             "Mean held-out normal image score of each variant (scores are in held-out standard deviations of tile "

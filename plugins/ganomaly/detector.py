@@ -4,8 +4,10 @@ Anomalies are samples whose latent code is not preserved through reconstruction 
 ``latent`` component), that reconstruct badly (``reconstruction``) or whose discriminator
 features differ from their reconstruction's (``discriminator``). Images score by default
 instead by how far their latent code (or, when asked, their patches' features) is from the nearest training
-sample's (``memory``, ``anomaly_plugins.ganomaly.memory``; docs/decisions/0005), in units of its mode's
-typical distance when normal data has several (``memory_modes``; docs/decisions/0006).
+sample's (``memory``, ``anomaly_plugins.ganomaly.memory``; docs/decisions/0005 and 0006), measured
+between the codes as they are or, when asked, whitened over the training set (``memory_distance``;
+docs/decisions/0007), and in units of its mode's typical distance when asked to treat normal data as
+several modes (``memory_modes``).
 """
 
 from __future__ import annotations
