@@ -11,7 +11,10 @@ the held-out parts of the other nine digits' training splits. Scores compared: G
 PCA, and the latent memory bank (docs/decisions/0005) without per-mode handling and with its bank
 clustered into modes, each distance divided by its mode's typical distance (``memory_modes``) or, with
 two modes, made a z-score among the training distances of its mode (their mean and spread), and the
-same bank's codes whitened over both variants' training codes (``memory_distance=whitened``). The
+same bank's codes whitened over both variants' training codes (``memory_distance=whitened``); and
+the bank's image scores standardised per mode at the image level (two modes; an image's mode is that of
+most of its tiles' nearest codes), each half of the held-out normal images by the other half's mean and
+spread per mode (cross-fitted, so no image calibrates itself). The
 same runs on each variant alone (digits in their own 16-px whole-image setup) check what the
 handling costs on data with one mode.
 
@@ -141,6 +144,50 @@ def _image_scores(raw: dict, encoded: dict, clean: list[str]) -> dict[str, dict[
     return out
 
 
+def _per_mode_images(gan, encoded: dict, scores: dict[str, np.ndarray], clean: list[str], seed: int) -> dict:
+    """Image scores standardised by the mean and spread of held-out normal images of their mode (two modes
+    clustered on the bank's codes; an image's mode is that of most of its tiles' nearest codes).
+
+    Cross-fitted: the clean held-out images are split in two, and each half is standardised with the
+    other half's figures (anomalies with the mean of both), so no image calibrates its own score.
+    """
+    from sklearn.metrics import pairwise_distances_argmin
+
+    labels, _ = memory.modes(gan.bank, "2", seed, MAX_MODES)
+    modes = {}
+    for name, s in encoded.items():
+        codes = memory.patch_features(gan.memory_model, s.x).reshape(len(s.x), -1)
+        tile_modes = labels[pairwise_distances_argmin(codes, gan.bank)]
+        modes[name] = np.array([np.bincount(tile_modes[s.owner == i], minlength=2).argmax() for i in range(s.count)])
+    values = np.concatenate([scores[n] for n in clean])
+    mode = np.concatenate([modes[n] for n in clean])
+    fold = np.random.default_rng(seed).permutation(len(values)) % 2
+
+    def figures(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.array(
+            [values[rows & (mode == m)].mean() if np.any(rows & (mode == m)) else values[rows].mean() for m in (0, 1)]
+        )
+        std = np.array(
+            [
+                max(values[rows & (mode == m)].std(), 1e-8) if np.sum(rows & (mode == m)) > 1 else values[rows].std()
+                for m in (0, 1)
+            ]
+        )
+        return mean, std
+
+    (mean0, std0), (mean1, std1) = figures(fold == 0), figures(fold == 1)
+    starts = dict(zip(clean, np.cumsum([0, *(len(scores[n]) for n in clean)])))
+    out = {}
+    for name, v in scores.items():
+        m = modes[name]
+        if name in clean:
+            f = fold[starts[name] : starts[name] + len(v)]
+            out[name] = (v - np.where(f == 0, mean1[m], mean0[m])) / np.where(f == 0, std1[m], std0[m])
+        else:
+            out[name] = ((v - mean0[m]) / std0[m] + (v - mean1[m]) / std1[m]) / 2
+    return out
+
+
 def _auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
     return float(roc_auc_score(np.r_[np.zeros(len(normal)), np.ones(len(anomalous))], np.r_[normal, anomalous]))
 
@@ -161,6 +208,9 @@ def _measure(data: str, parts: dict[str, ImageSet], spec, settings, seed: int) -
     fitted = time.perf_counter()
     raw, encoded, seen = _tile_scores(gan, pca, train, sets, seed)
     scores = _image_scores(raw, encoded, [f"{v} clean" for v in parts])
+    scores["memory: latent, modes 2 per image (cross-fitted)"] = _per_mode_images(
+        gan, encoded, scores["memory: latent, modes 1"], [f"{v} clean" for v in parts], seed
+    )
     results = {}
     for name, s in scores.items():
         normal = np.concatenate([s[f"{v} clean"] for v in parts])
