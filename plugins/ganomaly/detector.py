@@ -95,6 +95,8 @@ class GANomaly(KerasDetector):
         self.bank: np.ndarray | None = None
         # Per bank row, its mode's typical distance (memory_modes other than 1), else None.
         self.scale: np.ndarray | None = None
+        # The whitening map's (kernel, bias) (memory_distance=whitened), else None.
+        self.whitening: tuple[np.ndarray, np.ndarray] | None = None
 
     def prepare(self, spec) -> None:
         """Refuse a bank for series, or of a feature level the sample size does not have, before anything trains."""
@@ -134,8 +136,10 @@ class GANomaly(KerasDetector):
         elif self.memory != "none":
             network = self.model.features if self.memory == "discriminator" else self.model.encoder
             self.memory_model = memory.feature_model(network, self.params.memory_level)
-        if self.memory != "none" and self.params.memory_distance == "whitened":
+        if self.whitened:
             self.memory_model = memory.whitened_model(self.memory_model)
+            if self.whitening is not None:
+                memory.set_whitening(self.memory_model, *self.whitening)
 
     def train_step(self, x: np.ndarray) -> dict[str, float]:
         return self.model.train_step(x)
@@ -145,8 +149,9 @@ class GANomaly(KerasDetector):
 
         seed = self.settings.seed
         if self.whitened:
-            memory.set_whitening(self.memory_model)  # fitted on the network's own features
-            memory.set_whitening(self.memory_model, *memory.whitening(self.memory_model, x, seed))
+            memory.set_whitening(self.memory_model)  # identity: fitted on the network's own features
+            self.whitening = memory.whitening(self.memory_model, x, seed)
+            memory.set_whitening(self.memory_model, *self.whitening)
         self.bank = memory.build_bank(self.memory_model, x, self.params.memory_size, seed)
         logs = {"memory_patches": float(len(self.bank))}
         if self.params.memory_modes != "1":
@@ -191,7 +196,7 @@ class GANomaly(KerasDetector):
 
         super().save_state(directory)
         if self.bank is not None:
-            memory.save_bank(directory, self.bank, self.scale, self.memory_model if self.whitened else None)
+            memory.save_bank(directory, self.bank, self.scale, self.whitening)
 
     def load_state(self, directory: Path) -> None:
         from anomaly_plugins.ganomaly import memory
@@ -199,6 +204,8 @@ class GANomaly(KerasDetector):
         super().load_state(directory)
         if self.memory != "none":
             features = int(self.memory_model.output.shape[-1])
-            self.bank, self.scale = memory.load_bank(
-                directory, features, self.params.memory_modes != "1", self.memory_model if self.whitened else None
+            self.bank, self.scale, self.whitening = memory.load_bank(
+                directory, features, self.params.memory_modes != "1", self.whitened
             )
+            if self.whitening is not None:
+                memory.set_whitening(self.memory_model, *self.whitening)

@@ -17,7 +17,8 @@ training time and stored beside the bank (docs/decisions/0006-ganomaly-memory-mo
 Distances are Euclidean in the features as the network gives them, or (``whitened``) after a fixed
 linear map fitted to the training features, under which Euclidean distance is their Mahalanobis
 distance: a feature that varies little over normal samples then counts as much as one that varies a
-lot. The map is a Dense layer after the feature model, its weights stored beside the bank.
+lot. The map is a Dense layer after the feature model, its weights stored beside the bank and kept by
+the detector, which sets them again whenever it rebuilds the layer (after mixed-precision training).
 """
 
 from __future__ import annotations
@@ -233,29 +234,32 @@ def mode_scales(model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray,
     return np.maximum(typical, 1e-8)[labels].astype(np.float32)
 
 
-def save_bank(directory: Path, bank: np.ndarray, scale: np.ndarray | None = None, whitener: Any | None = None) -> None:
-    """The bank, its per-row scale and the map of a ``whitened_model`` (``whitener``), when there are."""
+def save_bank(
+    directory: Path,
+    bank: np.ndarray,
+    scale: np.ndarray | None = None,
+    whitening: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """The bank, its per-row scale and the (kernel, bias) of its whitening map, when there are."""
     arrays = {"bank": bank.astype(np.float32)}
     if scale is not None:
         arrays["scale"] = scale.astype(np.float32)
-    if whitener is not None:
-        arrays["whiten_kernel"], arrays["whiten_bias"] = whitener.layers[-1].get_weights()
+    if whitening is not None:
+        arrays["whiten_kernel"], arrays["whiten_bias"] = (a.astype(np.float32) for a in whitening)
     save_arrays(directory, FILE, arrays)
 
 
 def load_bank(
-    directory: Path, features: int, with_scale: bool = False, whitener: Any | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The stored bank (and its per-row scale), or one ArtifactError line when missing, damaged or of another width.
-
-    With ``whitener`` (a ``whitened_model``), its stored map is set into it.
-    """
+    directory: Path, features: int, with_scale: bool = False, with_whitening: bool = False
+) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+    """The stored bank, its per-row scale and its whitening map (each asked for, else None), or one
+    ArtifactError line when missing, damaged or of another width."""
     from anomaly.errors import ArtifactError
 
     layout = {
         "bank": ("f", 2),
         **({"scale": ("f", 1)} if with_scale else {}),
-        **({"whiten_kernel": ("f", 2), "whiten_bias": ("f", 1)} if whitener is not None else {}),
+        **({"whiten_kernel": ("f", 2), "whiten_bias": ("f", 1)} if with_whitening else {}),
     }
     arrays = load_arrays(directory, FILE, layout)
     bank = arrays["bank"]
@@ -267,11 +271,11 @@ def load_bank(
     scale = arrays.get("scale")
     if scale is not None and (scale.shape != (len(bank),) or np.any(scale <= 0)):
         raise ArtifactError(f"{directory / FILE}: needs one positive scale per bank row ({len(bank)})")
-    if whitener is not None:
-        kernel, bias = arrays["whiten_kernel"], arrays["whiten_bias"]
-        if kernel.shape != (features, features) or bias.shape != (features,):
+    whitening = None
+    if with_whitening:
+        whitening = arrays["whiten_kernel"], arrays["whiten_bias"]
+        if whitening[0].shape != (features, features) or whitening[1].shape != (features,):
             raise ArtifactError(
                 f"{directory / FILE}: the whitening map must be {features}x{features} with {features} offsets"
             )
-        set_whitening(whitener, kernel, bias)
-    return bank, scale
+    return bank, scale, whitening

@@ -139,10 +139,13 @@ def test_whitening_makes_euclidean_distance_the_training_features_mahalanobis() 
     np.testing.assert_allclose(white.mean(axis=0), [0.0, 0.0, 0.0], atol=0.1)
 
 
-def test_a_whitened_bank_loads_to_the_same_scores_and_a_wrong_map_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["float32", "mixed"])
+def test_a_whitened_bank_loads_to_the_same_scores_and_a_wrong_map_is_refused(tmp_path: Path, precision: str) -> None:
+    """Mixed precision rebuilds the networks after training: the map fitted on the first build must survive it."""
     cls = registry().get("ganomaly")
     params = cls.Params(width=4, latent=4, memory="latent", memory_size=64, memory_distance="whitened")
-    detector = cls(ImageSpec(image_size=16), params, FitSettings(epochs=1, batch_size=32, seed=0))
+    settings = FitSettings(epochs=1, batch_size=32, seed=0, precision=precision)
+    detector = cls(ImageSpec(image_size=16), params, settings)
     detector.fit(_digit_images(0)[:100])
     folder = detector.save(tmp_path / "model")
     kernel = detector.memory_model.layers[-1].get_weights()[0]
