@@ -118,12 +118,8 @@ def _tile_scores(gan, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int
 def _standardised(model, bank: np.ndarray, labels: np.ndarray, train_x: np.ndarray, x: np.ndarray, seed: int):
     """Each tile's distance as a z-score among training tiles nearest the same mode (mean and spread, not the median)."""
     from sklearn.metrics import pairwise_distances_argmin_min
-    from sklearn.neighbors import NearestNeighbors
 
-    queries = memory.sample_patches(model, train_x, np.random.default_rng(seed))
-    distances, rows = NearestNeighbors(n_neighbors=2).fit(bank).kneighbors(queries)
-    column = (distances[:, 0] == 0).astype(np.int64)
-    found, mode = distances[np.arange(len(queries)), column], labels[rows[np.arange(len(queries)), column]]
+    found, mode = memory.training_distances(model, bank, labels, train_x, seed)
     mean = np.array([found[mode == m].mean() for m in range(labels.max() + 1)])
     std = np.array([max(found[mode == m].std(), 1e-8) for m in range(labels.max() + 1)])
     nearest, d = pairwise_distances_argmin_min(memory.patch_features(model, x).reshape(len(x), -1), bank)

@@ -215,18 +215,27 @@ def modes(bank: np.ndarray, wanted: str, seed: int | None, most: int) -> tuple[n
     return cluster(chosen), {"memory_modes": float(chosen), "memory_silhouette": best_score}
 
 
-def mode_scales(model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray, seed: int | None) -> np.ndarray:
-    """Per bank row, the median nearest-neighbour distance of training patches nearest to its mode.
+def training_distances(
+    model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(distance, mode) of sampled training patches: each one's distance to its nearest bank row, and that row's mode.
 
-    A patch that is itself a bank row is measured to the next row, so every mode gets distances
-    like those of unseen normal patches. A mode no patch falls nearest to takes the median of all.
+    A patch that is itself a bank row is measured to the next row, so the distances are like those
+    of unseen normal patches.
     """
     queries = sample_patches(model, x, np.random.default_rng(seed))
     distances, rows = NearestNeighbors(n_neighbors=min(2, len(bank))).fit(bank).kneighbors(queries)
     second = (distances[:, 0] == 0) & (distances.shape[1] > 1)
     column = second.astype(np.int64)
-    found = distances[np.arange(len(queries)), column]
-    mode = labels[rows[np.arange(len(queries)), column]]
+    return distances[np.arange(len(queries)), column], labels[rows[np.arange(len(queries)), column]]
+
+
+def mode_scales(model: Any, bank: np.ndarray, labels: np.ndarray, x: np.ndarray, seed: int | None) -> np.ndarray:
+    """Per bank row, the median ``training_distances`` of patches nearest to its mode.
+
+    A mode no patch falls nearest to takes the median of all.
+    """
+    found, mode = training_distances(model, bank, labels, x, seed)
     overall = float(np.median(found))
     typical = np.array(
         [float(np.median(found[mode == m])) if np.any(mode == m) else overall for m in range(labels.max() + 1)]
