@@ -93,7 +93,7 @@ def _tile_scores(gan, pca, train: ImageSet, sets: dict[str, ImageSet], seed: int
     train_x = encode(spec, train).x
     seen = {}
     white = memory.whitened_model(gan.memory_model)
-    memory.set_whitening(white, *memory.whitening(white, train_x, seed))
+    memory.fit_whitening(white, train_x, seed)
     bank = memory.build_bank(white, train_x, gan.params.memory_size, seed)
     raw["memory: latent, whitened"] = {n: {"memory": memory.patch_scores(white, bank, s.x)} for n, s in encoded.items()}
     for wanted in MODES:

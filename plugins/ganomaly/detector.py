@@ -149,9 +149,7 @@ class GANomaly(KerasDetector):
 
         seed = self.settings.seed
         if self.whitened:
-            memory.set_whitening(self.memory_model)  # identity: fitted on the network's own features
-            self.whitening = memory.whitening(self.memory_model, x, seed)
-            memory.set_whitening(self.memory_model, *self.whitening)
+            self.whitening = memory.fit_whitening(self.memory_model, x, seed)
         self.bank = memory.build_bank(self.memory_model, x, self.params.memory_size, seed)
         logs = {"memory_patches": float(len(self.bank))}
         if self.params.memory_modes != "1":

@@ -82,6 +82,15 @@ def set_whitening(model: Any, kernel: np.ndarray | None = None, bias: np.ndarray
     model.layers[-1].set_weights([kernel, bias])
 
 
+def fit_whitening(model: Any, x: np.ndarray, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a ``whitened_model``'s map on training samples ``x`` from the network's own features (identity
+    first, so a refit does not whiten twice), set it, and return it."""
+    set_whitening(model)
+    fitted = whitening(model, x, seed)
+    set_whitening(model, *fitted)
+    return fitted
+
+
 def whitening(model: Any, x: np.ndarray, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(kernel, bias) of the map under which Euclidean distance between ``model``'s features is Mahalanobis.
 
