@@ -118,6 +118,14 @@ def _fit(name: str, spec, train: ImageSet, settings):
     return detector
 
 
+def tiles_setup(seeds: tuple[int, ...]) -> str:
+    """How the sweeps on painted magnetic_tile defects trained, for their sections' text."""
+    return (
+        f"magnetic_tile, the {CONFIG.name} configuration's tiles, {EPOCHS} epochs with early stopping, "
+        f"seeds {', '.join(map(str, seeds))}"
+    )
+
+
 def painted_split(seed: int, limit: int | None) -> tuple[datasets.Task, FitSettings, ImageSet, dict[str, ImageSet]]:
     """The quality suite's magnetic_tile task for ``seed``, its development settings (at most ``EPOCHS``), the
     images a detector trains on, and the images it holds out: clean, and with each painted kind (never the test split)."""

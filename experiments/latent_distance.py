@@ -29,7 +29,7 @@ from benchmarks import datasets, quality
 from benchmarks.report import table
 from experiments import cli
 from experiments.image_defaults import DEFECTS
-from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
+from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split, tiles_setup
 
 SEEDS = (0, 1, 2)
 DIGIT_SEED = 0
@@ -101,9 +101,8 @@ def run(command: str, log: Callable[[str], None], docs: Path | None = None, limi
         [
             cli.ran(command, clock),
             cli.about(__doc__),
-            f"magnetic_tile, the {CONFIG.name} configuration's tiles, {EPOCHS} epochs with early stopping, seeds "
-            f"{', '.join(map(str, SEEDS))}. AUROC of painted against clean held-out images, mean ± standard "
-            "deviation over seeds:",
+            f"{tiles_setup(SEEDS)}. AUROC of painted against clean held-out images, mean ± standard deviation "
+            "over seeds:",
             kinds_table(rows["magnetic_tile"], best_first=False),
             f"Digits {', '.join(map(str, CONFIG.digits))}, seed {DIGIT_SEED}, at most {EPOCHS} epochs: AUROC of "
             "the other digits' held-out images against the normal digit's:",

@@ -28,7 +28,7 @@ from anomaly.inputs import encode, pool
 from benchmarks import quality
 from experiments import cli
 from experiments.image_defaults import DEFECTS
-from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
+from experiments.image_quality import CONFIG, auroc, kinds_table, log_kinds, painted_split, tiles_setup
 
 SEEDS = (0, 1, 2)
 DETECTOR = "ganomaly[memory=latent]"
@@ -112,9 +112,8 @@ def run(
         [
             cli.ran(command, clock),
             cli.about(__doc__),
-            f"magnetic_tile, the {CONFIG.name} configuration's tiles, {EPOCHS} epochs with early stopping, "
-            f"seeds {', '.join(map(str, seeds))}; every training tile's code is kept (no coreset). AUROC of painted "
-            "against clean, mean ± standard deviation over seeds, best first:",
+            f"{tiles_setup(seeds)}; every training tile's code is kept (no coreset). AUROC of painted against "
+            "clean, mean ± standard deviation over seeds, best first:",
             kinds_table(rows, best_first=True),
         ]
     )
