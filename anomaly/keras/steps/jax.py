@@ -75,11 +75,11 @@ def train_step(
             out = phase.losses(x)
         return [out[u.loss] for u in phase.updates], (out, [scope.get_current_value(v) for v in others])
 
-    sizes = [len(opt.variables) for opt in optimizers]
+    ends = np.cumsum([len(opt.variables) for opt in optimizers]).tolist()
+    bounds = list(zip([0, *ends[:-1]], ends))
 
     def step(values: list, other_values: list, opt_flat: list, x: jax.Array) -> tuple[list, list, list, dict]:
-        starts = np.cumsum([0, *sizes])
-        opt_values = [opt_flat[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        opt_values = [opt_flat[a:b] for a, b in bounds]
         logs = {}
         for phase in phases:
             loss_values, pullback, (out, other_values) = jax.vjp(
