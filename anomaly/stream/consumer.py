@@ -9,7 +9,10 @@ Exactly one stored row per message comes from at-least-once delivery plus the id
   stored (unique on topic, partition, offset);
 - on partition revocation, whatever was stored but not yet committed is committed with a
   non-blocking ``commit_async``: kafka-python 3.x runs rebalance callbacks on the I/O loop that also
-  sends heartbeats, so the callback never touches the database or waits;
+  sends heartbeats, so the callback never touches the database or waits; a batch whose partitions
+  are revoked while it is being written is committed once written;
+- a group join is waited out before the loop goes on (kafka-python 3.0.12 loses a join that
+  completes between two polls);
 - while the database or the broker is unavailable the loop waits and retries the same batch, keeping
   its group membership by polling with every partition paused; nothing unstored is committed;
 - a message is never able to stop the stream: any error decoding or scoring it dead-letters it with
@@ -59,9 +62,8 @@ log = logging.getLogger(__name__)
 # Share of max_poll_interval_ms one batch's scoring may use: leaves room for the write and retries.
 POLL_BUDGET_SHARE = 0.2
 FIRST_BATCH = 64
-# poll()'s wait while the group join is pending: long enough for JoinGroup and SyncGroup to both answer
-# inside one poll (see StreamScorer._poll_timeout_ms).
-JOIN_POLL_MS = 5000
+# One wait on a pending group join; the waits follow each other with no work between (see _complete_join).
+JOIN_WAIT_MS = 1000
 
 
 @dataclass
@@ -302,7 +304,7 @@ class StreamScorer:
                 for model in self.models.refresh():
                     self.metrics.swaps.labels(model.name).inc()
                     self.metrics.model_version.labels(model.name).set(model.version)
-                polled = self.consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self._batch_limit())
+                polled = self._poll(s.poll_timeout_ms, self._batch_limit())
                 self._watch_broker(bool(polled))
                 if not polled:
                     if in_flight is not None:
@@ -334,18 +336,30 @@ class StreamScorer:
             self._close()
         return self.summary
 
-    def _poll_timeout_ms(self) -> int:
-        """The configured poll wait, or a longer one while the consumer still has to (re)join its group.
+    def _poll(self, timeout_ms: int, max_records: int) -> dict:
+        """``consumer.poll`` with a group join driven to its end before and after it."""
+        self._complete_join()
+        polled = self._kafka.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self._complete_join()
+        return polled
 
-        kafka-python 3.0.12 keeps a join that outlives a poll running, but when it completes between two
-        polls the next poll discards its assignment and sends a fresh JoinGroup. A loop that does work
-        between short polls (refreshing models, finishing writes) can then miss its assignment again and
-        again; under load in CI a scorer never got its partitions. Nothing is fetched while joining, so
-        waiting longer there costs nothing.
+    def _complete_join(self) -> None:
+        """Wait out a pending group (re)join in back-to-back waits, checking the stop flag between them.
+
+        kafka-python 3.0.12 leaves a join that outlives a poll running on its I/O thread, but when it
+        completes before the next poll, that poll discards the assignment and sends a fresh JoinGroup;
+        from the group's leader that starts another rebalance. A loop with gaps between polls (a write
+        in flight, model refreshes) could go on rejoining without holding its partitions: in CI one
+        worker of two still held its first assignment while the other had been given half. Waits with
+        no work between them leave no gap for the join to finish in. A coordinator that cannot be
+        reached ends the wait, so the loop goes back to its outage handling.
         """
-        if self._kafka._coordinator.need_rejoin():
-            return max(self.settings.poll_timeout_ms, JOIN_POLL_MS)
-        return self.settings.poll_timeout_ms
+        coordinator = self._kafka._coordinator
+        while coordinator.need_rejoin() and not self._stop:
+            self._last_loop = time.monotonic()
+            if not coordinator.ensure_coordinator_ready(timeout_ms=JOIN_WAIT_MS):
+                return
+            coordinator.ensure_active_group(timeout_ms=JOIN_WAIT_MS)
 
     def _persist(self, batch: _Batch) -> bool:
         """On the writer thread: store, then produce dead letters and alerts; False if stopped first.
@@ -388,7 +402,8 @@ class StreamScorer:
         self._resume()
         if not written:
             return False
-        self._done.update(flight.batch.next_offsets)
+        owned = self._kafka.assignment()
+        self._done.update({tp: offset for tp, offset in flight.batch.next_offsets.items() if tp in owned})
         if not self._commit(flight.batch.next_offsets):
             return False
         self._count(flight.messages, flight.batch)
@@ -628,20 +643,27 @@ class StreamScorer:
                 )
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
-        """Commit stored offsets of partitions still owned; retried through broker outages."""
+        """Commit a stored batch's offsets; retried through broker outages.
+
+        A partition revoked while its batch was being written is committed too: the broker takes a
+        commit from any member of the current generation, and without it the new owner replays the
+        batch, or leaves it uncommitted if it stops first. If that owner has already committed
+        further, this moves its offset back by at most the batch, which it replays into rows the
+        store skips.
+        """
         delay = 0.2
         while True:
-            owned = self._kafka.assignment()
             todo = {
                 tp: OffsetAndMetadata(offset, "", -1)
                 for tp, offset in offsets.items()
-                if tp in owned and self._committed.get(tp) != offset
+                if self._committed.get(tp) != offset
             }
             if not todo:
                 return True
             try:
                 self._kafka.commit(todo)
-                self._committed.update({tp: meta.offset for tp, meta in todo.items()})
+                owned = self._kafka.assignment()
+                self._committed.update({tp: meta.offset for tp, meta in todo.items() if tp in owned})
                 self._recovered("broker")
                 return True
             except CommitFailedError as exc:
@@ -702,7 +724,7 @@ class StreamScorer:
         """While a write waits on a dependency: poll with every partition paused, unreading anything returned."""
         self._last_loop = time.monotonic()
         self._kafka.pause(*self._kafka.assignment())
-        for tp, records in self._kafka.poll(timeout_ms=100).items():
+        for tp, records in self._poll(100, self._kafka.config["max_poll_records"]).items():
             self._kafka.seek(tp, records[0].offset)
             self._kafka.pause(tp)
 

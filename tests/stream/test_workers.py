@@ -119,8 +119,8 @@ def test_two_workers_share_six_partitions_store_each_message_once_and_stop_clean
     for line in lines:
         if line["msg"] == "partitions assigned":
             last[line["worker"]] = line["partitions"]
-    assert set(last) == {0, 1} and all(last.values()), last
-    assert sorted(last[0] + last[1]) == sorted(f"{topic}-{p}" for p in range(PARTITIONS))
+    assert set(last) == {0, 1} and all(last.values()), events
+    assert sorted(last[0] + last[1]) == sorted(f"{topic}-{p}" for p in range(PARTITIONS)), events
     # SIGTERM reached both: each finished its batch, closed and said so; the summary adds theirs up.
     assert {line["worker"] for line in lines if line["msg"] == "stopped"} == {0, 1}
     summary = json.loads(out)
