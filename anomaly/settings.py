@@ -44,7 +44,7 @@ else:  # the same parser, before it joined the standard library
 CONFIG_ENV = "ANOMALY_CONFIG"
 CONFIG_FILE = "anomaly.toml"
 DEFAULT_URL = "sqlite:///anomaly.db"
-DEFAULT_BOOTSTRAP = "127.0.0.1:59092"  # scripts/kafka.sh's broker
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"  # scripts/kafka.sh's broker
 # Keys whose values never show: the database URL carries its password.
 SECRET_KEYS = frozenset({"database.url", "kafka.sasl_plain_password", "kafka.ssl_password", "ui.token"})
 _ENV_NAMES = {"kafka.bootstrap_servers": "ANOMALY_KAFKA_BOOTSTRAP"}

@@ -5,7 +5,7 @@
 #   scripts/kafka.sh fetch       download the broker jars with Maven (once; skipped when complete)
 #   scripts/kafka.sh start       fetch if needed, format the log directory once, start, wait for the port
 #   scripts/kafka.sh start secure  the same with the SASL_PLAINTEXT and SSL listeners below (default
-#                                ports 59094 and 59095)
+#                                ports 19094 and 19095)
 #   scripts/kafka.sh stop        SIGTERM, wait, then SIGKILL
 #   scripts/kafka.sh status      exit 0 when the broker is running, 1 when not
 #   scripts/kafka.sh bootstrap [plaintext|sasl|ssl]
@@ -23,11 +23,11 @@
 #
 # Environment:
 #   ANOMALY_KAFKA_HOME             jars, data, logs, pid file   (default $HOME/.cache/anomaly/kafka)
-#   ANOMALY_KAFKA_PORT             PLAINTEXT listener port      (default 59092)
-#   ANOMALY_KAFKA_CONTROLLER_PORT  KRaft controller port        (default 59093)
-#   ANOMALY_KAFKA_SASL_PORT        SASL_PLAINTEXT (SCRAM) listener port (default: none; 59094 with secure)
+#   ANOMALY_KAFKA_PORT             PLAINTEXT listener port      (default 19092)
+#   ANOMALY_KAFKA_CONTROLLER_PORT  KRaft controller port        (default 19093)
+#   ANOMALY_KAFKA_SASL_PORT        SASL_PLAINTEXT (SCRAM) listener port (default: none; 19094 with secure)
 #   ANOMALY_KAFKA_SASL_USER        the SCRAM user created at format time (default anomaly)
-#   ANOMALY_KAFKA_SSL_PORT         SSL listener port            (default: none; 59095 with secure)
+#   ANOMALY_KAFKA_SSL_PORT         SSL listener port            (default: none; 19095 with secure)
 #   ANOMALY_KAFKA_PARTITIONS       num.partitions for auto-created topics (default 3)
 #   ANOMALY_KAFKA_JVM_OPTS         JVM options (default -Xmx512m -Xms256m -XX:TieredStopAtLevel=1
 #                                  -XX:+UseSerialGC: small heap, and C1-only JIT, which halves
@@ -41,8 +41,9 @@ POM="$SCRIPT_DIR/kafka/pom.xml"
 LOG4J_CONFIG="$SCRIPT_DIR/kafka/log4j.properties"
 
 KAFKA_HOME="${ANOMALY_KAFKA_HOME:-$HOME/.cache/anomaly/kafka}"
-PORT="${ANOMALY_KAFKA_PORT:-59092}"
-CONTROLLER_PORT="${ANOMALY_KAFKA_CONTROLLER_PORT:-59093}"
+# Below Linux's ephemeral range (32768-60999), so no client connection's local port can hold them.
+PORT="${ANOMALY_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="${ANOMALY_KAFKA_CONTROLLER_PORT:-19093}"
 SASL_PORT="${ANOMALY_KAFKA_SASL_PORT:-}"
 SASL_USER="${ANOMALY_KAFKA_SASL_USER:-anomaly}"
 SSL_PORT="${ANOMALY_KAFKA_SSL_PORT:-}"
@@ -410,8 +411,8 @@ case "${1:-}" in
         case "${2:-}" in
             "") ;;
             secure)
-                SASL_PORT="${SASL_PORT:-59094}"
-                SSL_PORT="${SSL_PORT:-59095}"
+                SASL_PORT="${SASL_PORT:-19094}"
+                SSL_PORT="${SSL_PORT:-19095}"
                 ;;
             *) die "start takes nothing or 'secure', not '$2'" ;;
         esac

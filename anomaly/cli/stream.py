@@ -64,7 +64,7 @@ class _ConfiguredCommand(click.Command):
 @click.option(
     "--bootstrap-servers",
     default=None,
-    help="Kafka bootstrap servers [default: [kafka] bootstrap_servers, 127.0.0.1:59092].",
+    help="Kafka bootstrap servers [default: [kafka] bootstrap_servers, 127.0.0.1:19092].",
 )
 @click.option("--group", show_default=True, help="Consumer group id.")
 @click.option(
