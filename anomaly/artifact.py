@@ -10,6 +10,7 @@ network is built.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from datetime import datetime
@@ -21,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from anomaly import __version__
 from anomaly.errors import AnomalyError, ArtifactError
 from anomaly.inputs import Spec, finite, spec_from_dict
+from anomaly.modes import FEATURES, MAX_MODES, ImageModes
 from anomaly.threshold import Normaliser
 
 ARTIFACT_FORMAT = 1
@@ -76,6 +78,29 @@ class Normalisation(_Record):
         return Normaliser(mean=dict(self.mean), std=dict(self.std), weights=dict(self.weights))
 
 
+class ModeFigures(_Record):
+    """Modes of normal images: their clustering, and per mode the held-out normal scores' mean and spread."""
+
+    centroids: list[list[FiniteFloat]] = Field(min_length=2, max_length=MAX_MODES)
+    mean: list[FiniteFloat]
+    std: list[FiniteFloat]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModeFigures:
+        if any(len(c) != FEATURES for c in self.centroids):
+            raise ValueError(f"needs {FEATURES} features per centroid")
+        if len(self.mean) != len(self.centroids) or len(self.std) != len(self.centroids) or min(self.std) <= 0:
+            raise ValueError("needs one mean and one positive std per mode")
+        return self
+
+    @classmethod
+    def of(cls, modes: ImageModes) -> ModeFigures:
+        return cls(**dataclasses.asdict(modes))
+
+    def image_modes(self) -> ImageModes:
+        return ImageModes(**self.model_dump())
+
+
 class DataSource(_Record):
     """What the model was trained on, so evaluation can leave those items out and a retrain can find it again."""
 
@@ -118,6 +143,7 @@ class Manifest(_Record):
     normalisation: Normalisation
     threshold: FiniteFloat
     map_scale: FiniteFloat | None = None
+    modes: ModeFigures | None = None
     training: Training
     # The options ``anomaly train`` was run with, so the run can be repeated from the folder.
     config: dict[str, Any] = Field(default_factory=dict)

@@ -22,12 +22,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anomaly import harness
-from anomaly.artifact import DetectorRef, Manifest, Normalisation, Training
+from anomaly.artifact import DetectorRef, Manifest, ModeFigures, Normalisation, Training
 from anomaly.data.images import ImageSet
 from anomaly.data.series import SeriesSet, from_array
 from anomaly.errors import AnomalyError, ArtifactError, DataError
 from anomaly.harness import FitSettings
 from anomaly.inputs import ImageSpec, SeriesSpec, Spec, spec_to_dict
+from anomaly.modes import ImageModes
 from anomaly.params import check_params, params_from_mapping
 from anomaly.scores import Scores
 from anomaly.threshold import Normaliser
@@ -65,6 +66,8 @@ class Detector(ABC):
         # The options it was trained with (``anomaly train`` fills it), so the run can be repeated from the folder.
         self.config: dict[str, Any] = {}
         self.map_scale: float | None = None
+        # Modes of normal images and their held-out score figures, when asked for and found (anomaly.modes).
+        self.image_modes: ImageModes | None = None
         # The input plan ``anomaly train`` chose from the images (anomaly.plan), recorded in the manifest.
         self.plan: dict[str, Any] | None = None
         self.planned_steps = 0
@@ -224,6 +227,7 @@ class Detector(ABC):
             normalisation=Normalisation.of(self.normaliser),
             threshold=self.threshold,
             map_scale=self.map_scale,
+            modes=None if self.image_modes is None else ModeFigures.of(self.image_modes),
             training=self.training,
             config=self.config,
             plan=self.plan,
@@ -276,6 +280,7 @@ class Detector(ABC):
         detector.threshold = manifest.threshold
         detector.training = manifest.training
         detector.map_scale = manifest.map_scale
+        detector.image_modes = None if manifest.modes is None else manifest.modes.image_modes()
         detector.config = manifest.config
         detector.plan = manifest.plan
         detector.build()

@@ -5,7 +5,8 @@ and/or a fit-once hook, score components, state). This module owns what must beh
 for every detector, so that their figures can be compared: preprocessing from the input spec,
 the held-out split (whole images, or the series' tail), the epoch loop with early stopping on
 held-out normal data, score normalisation and threshold calibration on that held-out data,
-pooling tiles into image scores, and stitching anomaly maps.
+pooling tiles into image scores, standardising image scores per mode of normal images
+(``anomaly.modes``), and stitching anomaly maps.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from anomaly.inputs import (
     standardise,
     stitch_maps,
 )
+from anomaly.modes import ImageModes, check_wanted
 from anomaly.scores import Scores
 from anomaly.threshold import Calibration, Normaliser
 
@@ -59,6 +61,8 @@ class FitSettings:
     calibration: Calibration = field(default_factory=Calibration)
     # "mixed": Keras networks train in bfloat16 (anomaly.keras.precision); scoring stays float32.
     precision: str = "float32"
+    # Modes of normal images to calibrate scores per (anomaly.modes): "1" (none), a count, or "auto".
+    modes: str = "auto"
 
 
 class TrainingDiverged(AnomalyError):
@@ -91,8 +95,9 @@ def fit(
         raise DataError("need at least two training samples after preprocessing")
     detector.planned_steps = settings.epochs * steps_per_epoch(len(train_x), settings.batch_size)
     runtime = _runtime(detector)
+    detector.image_modes = _image_modes(detector, train)
     history, best_epoch = _build_and_train(detector, runtime, train_x, val_samples.x, progress)
-    _calibrate(detector, spec, val_samples, anomalies)
+    _calibrate(detector, spec, val_samples, validation, anomalies)
     detector.training = Training(
         started_at=started,
         finished_at=datetime.now(timezone.utc),
@@ -113,6 +118,16 @@ def fit(
         ),
         **runtime,
     )
+
+
+def _image_modes(detector: Detector, train: Dataset) -> ImageModes | None:
+    """Modes of the normal training images (``FitSettings.modes``; anomaly.modes); series have none."""
+    wanted = check_wanted(detector.settings.modes)
+    if isinstance(train, SeriesSet):
+        if wanted not in ("1", "auto"):
+            raise AnomalyError(f"modes={wanted} clusters normal images; a series model takes modes=1 or auto")
+        return None
+    return ImageModes.cluster(train.images, wanted, detector.settings.seed)
 
 
 def _runtime(detector: Detector) -> dict[str, str]:
@@ -294,7 +309,7 @@ def _check_components(detector: Detector, comps: dict[str, Any], count: int) -> 
             )
 
 
-def _calibrate(detector: Detector, spec: Spec, val: Samples, anomalies: Dataset | None) -> None:
+def _calibrate(detector: Detector, spec: Spec, val: Samples, validation: Dataset, anomalies: Dataset | None) -> None:
     comps, maps = components(detector, val.x, want_maps=spec.modality == "image")
     if maps is not None:
         # The residual a normal part rarely exceeds: anomaly-map pictures use it as full heat.
@@ -302,9 +317,11 @@ def _calibrate(detector: Detector, spec: Spec, val: Samples, anomalies: Dataset 
     weights = detector.default_weights or {k: 1.0 for k in comps}
     weights = {**weights, **(getattr(detector.params, "score_weights", None) or {})}
     detector.normaliser = Normaliser.fit(comps, weights)
-    combined = detector.normaliser.combine(comps)
-    if isinstance(spec, ImageSpec) and spec.tile:
-        combined = pool(combined, val.owner, val.count, spec.pool, spec.top_k)
+    combined = _items(spec, detector.normaliser.combine(comps), val)
+    if detector.image_modes is not None and isinstance(validation, ImageSet):
+        modes = detector.image_modes.assign(validation.images)
+        detector.image_modes.calibrate(combined, modes)
+        combined = detector.image_modes.cross_fitted(combined, modes, detector.settings.seed)
     anomalous = None
     if anomalies is not None:
         anomalous = score(detector, anomalies, maps=False, stride=None, threshold=np.inf).scores
@@ -324,13 +341,10 @@ def score(detector: Detector, data: Dataset, *, maps: bool, stride: int | None, 
     spec, normaliser = _fitted(detector)
     samples = encode(spec, data, stride or 1)
     comps, raw_maps = components(detector, samples.x, want_maps=maps and isinstance(spec, ImageSpec))
-    combined = normaliser.combine(comps)
-    if isinstance(spec, ImageSpec) and spec.tile:
-        how, k = spec.pool, spec.top_k
-        item_scores = pool(combined, samples.owner, samples.count, how, k)
-        item_components = {n: pool(v, samples.owner, samples.count, how, k) for n, v in comps.items()}
-    else:
-        item_scores, item_components = combined, comps
+    item_scores = _items(spec, normaliser.combine(comps), samples)
+    if detector.image_modes is not None and isinstance(data, ImageSet):
+        item_scores = detector.image_modes.apply(item_scores, detector.image_modes.assign(data.images))
+    item_components = {n: _items(spec, v, samples) for n, v in comps.items()}
     if isinstance(spec, SeriesSpec):
         steps = np.asarray(samples.layout)
         ids = [data.ids[s] for s in steps]
@@ -356,6 +370,13 @@ def score_windows(detector: Detector, raw_windows: np.ndarray, *, threshold: flo
         components=comps,
         threshold=threshold,
     )
+
+
+def _items(spec: Spec, values: np.ndarray, samples: Samples) -> np.ndarray:
+    """One value per item: tiles pooled into their image; a whole image or a window is its own item."""
+    if isinstance(spec, ImageSpec) and spec.tile:
+        return pool(values, samples.owner, samples.count, spec.pool, spec.top_k)
+    return values
 
 
 def _fitted(detector: Detector) -> tuple[Spec, Normaliser]:

@@ -7,20 +7,22 @@ as one variant and one digit's training images as the other, both normal, traine
 the small configuration's tile setup (the detector scales every image to short side 128, so both
 variants become 32-px tiles). The images the detector held out of training are scored clean; the
 anomalies are the held-out magnetic_tile images with a defect painted on (``image_defaults``) and
-the held-out parts of the other nine digits' training splits. Scores compared: GANomaly's default,
-PCA, and the latent memory bank (docs/decisions/0005) without per-mode handling and with its bank
-clustered into modes, each distance divided by its mode's typical distance (``memory_modes``) or, with
-two modes, made a z-score among the training distances of its mode (their mean and spread), and the
-same bank's codes whitened over both variants' training codes (``memory_distance=whitened``); and
-the bank's image scores standardised per mode at the image level (two modes; an image's mode is that of
-most of its tiles' nearest codes), each half of the held-out normal images by the other half's mean and
-spread per mode (cross-fitted, so no image calibrates itself). The
-same runs on each variant alone (digits in their own 16-px whole-image setup) check what the
-handling costs on data with one mode.
+the held-out parts of the other nine digits' training splits. The held-out images are split in two:
+the detectors calibrate on one half and are measured on the other (clean, and with the defects
+painted on them). Scores compared: GANomaly's default, PCA, and the latent memory bank
+(docs/decisions/0005) without per-mode handling and with its bank clustered into modes, each tile's
+distance divided by its mode's typical distance or, with two modes, made a z-score among the training
+distances of its mode, and the same bank's codes whitened over both variants' training codes
+(``memory_distance=whitened``); and the product's modes of normal images (``--modes`` 2 and auto,
+through ``Detector.score``: images clustered on their grey-level histograms and channel means, each
+image's score standardised by its mode's calibration images, ``anomaly.modes``). The same runs on each
+variant alone (digits in their own 16-px whole-image setup) check what the handling costs on data with
+one mode.
 
     python -m experiments.variants [--docs FILE]
 
-Decided: docs/decisions/0006-ganomaly-memory-modes.md.
+Decided: docs/decisions/0006-latent-bank-default-and-memory-modes.md (tile scaling) and
+0008-per-mode-image-calibration.md.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from benchmarks.report import table
 from experiments import cli
 from experiments.image_defaults import DEFECTS, painted
 
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
 CONFIG = quality.CONFIGS["small"]
 DIGIT = 0
 # magnetic_tile training images per seed, so a seed trains in minutes on the shared CPU.
@@ -54,6 +56,8 @@ LIMIT = 240
 EPOCHS = 4
 DEFAULT = {"latent": 1.0, "reconstruction": 1.0, "discriminator": 1.0}
 MODES = ("1", "2", "auto")
+# --modes run through the product: images clustered, scores standardised per mode (anomaly.modes).
+PER_IMAGE = ("2", "auto")
 TILE = "magnetic_tile"
 DIGITS = f"digit-{DIGIT}"
 
@@ -71,12 +75,12 @@ def _anomalies(variant: str, clean: ImageSet, seed: int, settings) -> ImageSet:
     return ImageSet(ids=[i for k in kinds for i in k.ids], images=[im for k in kinds for im in k.images])
 
 
-def _fit(name: str, spec, train: ImageSet, settings, **options):
+def _fit(name: str, spec, train: ImageSet, calibration: ImageSet, settings, **options):
     cls, params, one_pass = quality.detector_plan(CONFIG, ("ganomaly", "pca"))[name]
     if one_pass:
         settings = dataclasses.replace(settings, epochs=1, batch_size=quality.FULL_BATCH, patience=None)
     detector = cls(spec, dataclasses.replace(params, **options), settings)
-    detector.fit(train)
+    detector.fit(train, calibration)
     return detector
 
 
@@ -126,12 +130,12 @@ def _standardised(model, bank: np.ndarray, labels: np.ndarray, train_x: np.ndarr
     return (d - mean[labels[nearest]]) / std[labels[nearest]]
 
 
-def _image_scores(raw: dict, encoded: dict, clean: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """Each score standardised on the clean held-out tiles (as the product's normaliser is), pooled by the max."""
+def _image_scores(raw: dict, encoded: dict, calibration: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Each score standardised on the calibration images' tiles (as the product's normaliser is), pooled by the max."""
     out = {}
     for score, per_set in raw.items():
         keys = list(next(iter(per_set.values())))
-        held = {k: np.concatenate([per_set[n][k] for n in clean]) for k in keys}
+        held = {k: np.concatenate([per_set[n][k] for n in calibration]) for k in keys}
         normaliser = Normaliser.fit(held, {k: DEFAULT.get(k, 1.0) for k in keys})
         out[score] = {}
         for n, comps in per_set.items():
@@ -140,73 +144,42 @@ def _image_scores(raw: dict, encoded: dict, clean: list[str]) -> dict[str, dict[
     return out
 
 
-def _per_mode_images(gan, encoded: dict, scores: dict[str, np.ndarray], clean: list[str], seed: int) -> dict:
-    """Image scores standardised by the mean and spread of held-out normal images of their mode (two modes
-    clustered on the bank's codes; an image's mode is that of most of its tiles' nearest codes).
-
-    Cross-fitted: the clean held-out images are split in two, and each half is standardised with the
-    other half's figures (anomalies with the mean of both), so no image calibrates its own score.
-    """
-    from sklearn.metrics import pairwise_distances_argmin
-
-    labels, _ = memory.modes(gan.bank, "2", seed, MAX_MODES)
-    modes = {}
-    for name, s in encoded.items():
-        codes = memory.patch_features(gan.memory_model, s.x).reshape(len(s.x), -1)
-        tile_modes = labels[pairwise_distances_argmin(codes, gan.bank)]
-        modes[name] = np.array([np.bincount(tile_modes[s.owner == i], minlength=2).argmax() for i in range(s.count)])
-    values = np.concatenate([scores[n] for n in clean])
-    mode = np.concatenate([modes[n] for n in clean])
-    fold = np.random.default_rng(seed).permutation(len(values)) % 2
-
-    def figures(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean = np.array(
-            [values[rows & (mode == m)].mean() if np.any(rows & (mode == m)) else values[rows].mean() for m in (0, 1)]
-        )
-        std = np.array(
-            [
-                max(values[rows & (mode == m)].std(), 1e-8) if np.sum(rows & (mode == m)) > 1 else values[rows].std()
-                for m in (0, 1)
-            ]
-        )
-        return mean, std
-
-    (mean0, std0), (mean1, std1) = figures(fold == 0), figures(fold == 1)
-    starts = dict(zip(clean, np.cumsum([0, *(len(scores[n]) for n in clean)])))
-    out = {}
-    for name, v in scores.items():
-        m = modes[name]
-        if name in clean:
-            f = fold[starts[name] : starts[name] + len(v)]
-            out[name] = (v - np.where(f == 0, mean1[m], mean0[m])) / np.where(f == 0, std1[m], std0[m])
-        else:
-            out[name] = ((v - mean0[m]) / std0[m] + (v - mean1[m]) / std1[m]) / 2
-    return out
-
-
 def _auroc(normal: np.ndarray, anomalous: np.ndarray) -> float:
     return float(roc_auc_score(np.r_[np.zeros(len(normal)), np.ones(len(anomalous))], np.r_[normal, anomalous]))
 
 
 def _measure(data: str, parts: dict[str, ImageSet], spec, settings, seed: int) -> dict:
-    """Train on the parts together; per score: each variant's mean held-out normal score, AUROC within and pooled."""
+    """Train on the parts together; per score: each variant's mean normal score, AUROC within and pooled.
+
+    The images held out of training are split in two: the detectors calibrate on one half (the
+    product's normaliser and per-mode figures) and are measured on the other, so no measured image
+    calibrated its own score.
+    """
     combined = ImageSet(
         ids=[i for p in parts.values() for i in p.ids], images=[im for p in parts.values() for im in p.images]
     )
     train, held = holdout_images(combined, settings.holdout, seed)
+    calibration, measured = holdout_images(held, 0.5, seed)
     owner = {i: v for v, p in parts.items() for i in p.ids}
-    clean = {v: held.subset([k for k, i in enumerate(held.ids) if owner[i] == v]) for v in parts}
-    sets = {**{f"{v} clean": c for v, c in clean.items()}}
+    clean = {v: measured.subset([k for k, i in enumerate(measured.ids) if owner[i] == v]) for v in parts}
+    sets = {f"{v} clean": c for v, c in clean.items()}
     sets.update({f"{v} anomalous": _anomalies(v, c, seed, settings) for v, c in clean.items()})
     clock = time.perf_counter()
-    gan = _fit("ganomaly", spec, combined, settings, memory="latent", memory_distance="euclidean")
-    pca = _fit("pca", dataclasses.replace(spec), combined, settings)
+    plain = dataclasses.replace(settings, modes="1")
+    gan = _fit("ganomaly", spec, train, calibration, plain, memory="latent", memory_distance="euclidean")
+    pca = _fit("pca", dataclasses.replace(spec), train, calibration, plain)
+    per_image = {
+        wanted: _fit(
+            "ganomaly", dataclasses.replace(spec), train, calibration, dataclasses.replace(settings, modes=wanted)
+        )
+        for wanted in PER_IMAGE
+    }
     fitted = time.perf_counter()
-    raw, encoded, seen = _tile_scores(gan, pca, train, sets, seed)
-    scores = _image_scores(raw, encoded, [f"{v} clean" for v in parts])
-    scores["memory: latent, modes 2 per image (cross-fitted)"] = _per_mode_images(
-        gan, encoded, scores["memory: latent, modes 1"], [f"{v} clean" for v in parts], seed
-    )
+    raw, encoded, seen = _tile_scores(gan, pca, train, {**sets, "calibration": calibration}, seed)
+    scores = _image_scores(raw, encoded, ["calibration"])
+    for wanted, detector in per_image.items():
+        scores[f"memory: latent, image modes {wanted}"] = {n: detector.score(s).scores for n, s in sets.items()}
+        seen[f"image modes {wanted}"] = {"modes": float(detector.image_modes.count if detector.image_modes else 1)}
     results = {}
     for name, s in scores.items():
         normal = np.concatenate([s[f"{v} clean"] for v in parts])
@@ -221,7 +194,8 @@ def _measure(data: str, parts: dict[str, ImageSet], spec, settings, seed: int) -
         "seed": seed,
         "scores": results,
         "modes_seen": seen,
-        "held_out_images": {v: len(c) for v, c in clean.items()},
+        "calibration_images": {v: sum(owner[i] == v for i in calibration.ids) for v in parts},
+        "measured_images": {v: len(c) for v, c in clean.items()},
         "epochs_run": gan.training.epochs_run,
         "fit_seconds": round(fitted - clock, 1),
         "score_seconds": round(time.perf_counter() - fitted, 1),
@@ -287,11 +261,15 @@ def _single_table(rows: list[dict]) -> list[list[str]]:
 def _modes_line(rows: list[dict]) -> str:
     seen = []
     for r in rows:
-        found = r["modes_seen"]["auto"]
+        found, images = r["modes_seen"]["auto"], r["modes_seen"]["image modes auto"]
         seen.append(
-            f"{r['data']} seed {r['seed']}: {found['memory_modes']:.0f} (silhouette {found['memory_silhouette']:.2f})"
+            f"{r['data']} seed {r['seed']}: {found['memory_modes']:.0f} on the bank's codes "
+            f"(silhouette {found['memory_silhouette']:.2f}), {images['modes']:.0f} on the images"
         )
-    return "Modes `auto` chose (best silhouette over 2-8 clusters; one mode below 0.25): " + "; ".join(seen) + "."
+    return (
+        "Modes `auto` chose, on the bank's codes (best silhouette over 2-8 clusters; one mode below 0.25) and on "
+        "the images (split while a split separates, anomaly.modes): " + "; ".join(seen) + "."
+    )
 
 
 def run(
@@ -306,13 +284,14 @@ def run(
     clock = time.perf_counter()
     rows = [{**r, "command": command} for r in _sweep(seeds, limit, log)]
     two = [r for r in rows if r["data"] == "two variants"]
-    held = two[0]["held_out_images"]
+    calibrated, measured = two[0]["calibration_images"], two[0]["measured_images"]
     text = "\n\n".join(
         [
             cli.ran(command, clock),
             cli.about(__doc__),
             f"Seeds {', '.join(map(str, seeds))}; {limit} magnetic_tile images and digit {DIGIT}'s training split, "
-            f"{EPOCHS} epochs; held out per seed: {held[TILE]} magnetic_tile and {held[DIGITS]} digit images. "
+            f"{EPOCHS} epochs; of the images held out of training, per seed {calibrated[TILE]} magnetic_tile and "
+            f"{calibrated[DIGITS]} digit images calibrate and {measured[TILE]} and {measured[DIGITS]} are measured. "
             "Mean held-out normal image score of each variant (scores are in held-out standard deviations of tile "
             "scores, tiles pooled by their maximum), the gap between them in standard deviations of the held-out "
             "image scores, and AUROC within each variant and pooled; mean ± standard deviation over seeds:",

@@ -359,3 +359,20 @@ def test_register_checks_the_database_before_training(tmp_path: Path) -> None:
     assert_one_error_line(done, "no anomaly schema yet", "anomaly db upgrade")
     assert not (tmp_path / "m").exists()
     assert [p for p in sorted(tmp_path.rglob("*")) if p.name != "fresh.db"] == before
+
+
+def test_train_reports_the_modes_of_normal_data_it_calibrated_per_mode(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = write_images(tmp_path / "parts", 30)
+    rng = np.random.default_rng(1)
+    for i in range(30):  # a second, darker variant of normal parts
+        Image.fromarray(rng.integers(10, 40, (24, 30), dtype=np.uint8)).save(folder / f"dark{i:02d}.png")
+    args = ("train", "ganomaly", folder, "--out", tmp_path / "m", "--force", *TINY, "--modes", "auto")
+    shown = run_anomaly(*args, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "modes of normal data" in shown.stdout and "2: scores standardised per mode" in shown.stdout
+    report = json.loads(run_anomaly(*args, "--json", cwd=tmp_path).stdout)
+    assert report["modes"]["count"] == len(report["modes"]["mean"]) == len(report["modes"]["std"]) == 2
+    refused = run_anomaly("train", "ganomaly", folder, "--out", tmp_path / "n", *TINY, "--modes", "0", cwd=tmp_path)
+    assert_one_error_line(refused, "modes must be auto or a whole number from 1 to 8 (got '0')")

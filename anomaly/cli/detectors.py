@@ -22,6 +22,7 @@ from anomaly.keras.precision import PRECISIONS
 
 if TYPE_CHECKING:
     from anomaly.artifact import Manifest
+    from anomaly.modes import ImageModes
     from anomaly.plugins import PluginRegistry
 
 out = Console()
@@ -254,6 +255,14 @@ def _save(model, out_dir: Path) -> None:
     help="mixed: Keras networks train in bfloat16 (no loss scaling needed; fast on A100/H100-class GPUs); scoring stays float32.",
 )
 @click.option(
+    "--modes",
+    default="auto",
+    show_default=True,
+    metavar="1|N|auto",
+    help="Images: modes of normal data (variants, lighting, cameras), clustered on the images; each image's score "
+    "is standardised by held-out normal images of its mode. auto: as many as the images show (1-8).",
+)
+@click.option(
     "--threshold-percentile",
     type=click.FloatRange(0, 100),
     default=99.0,
@@ -302,6 +311,7 @@ def train_command(
     holdout: float,
     patience: int,
     precision: str,
+    modes: str,
     threshold_percentile: float,
     target_fpr: float | None,
     calibration_anomalies: Path | None,
@@ -318,6 +328,7 @@ def train_command(
     from anomaly.data.images import ImageSet
     from anomaly.data.load import load_dataset, modality_of
     from anomaly.detector import FitSettings
+    from anomaly.modes import check_wanted
     from anomaly.params import parse_params
     from anomaly.plugins import registry
 
@@ -330,6 +341,7 @@ def train_command(
         holdout=holdout,
         patience=patience or None,
         precision=precision,
+        modes=check_wanted(modes),
         calibration=_calibration(threshold_percentile, target_fpr, calibration_anomalies),
     )
     spec = _spec(modality_of(data), image_size or 32, bool(tile), scale, stride, standardize, pool, top_k, window)
@@ -369,6 +381,7 @@ def train_command(
                     "model": str(out_dir),
                     "threshold": model.threshold,
                     "calibration": model.settings.calibration.method,
+                    "modes": None if model.image_modes is None else _modes_report(model.image_modes),
                     "registered": registered,
                     **summary,
                 },
@@ -394,6 +407,11 @@ def _apply_plan(model, dataset, **given: Any) -> None:
     click.echo(plan.line(), err=True)
 
 
+def _modes_report(modes: ImageModes) -> dict[str, Any]:
+    """What the JSON report says of the modes: how many, and each one's held-out normal figures."""
+    return {"count": modes.count, "mean": modes.mean, "std": modes.std}
+
+
 def _summary(name: str, out_dir: Path, model, report: dict, registered: dict[str, Any] | None) -> None:
     table = Table(title=f"trained {name}", show_header=False)
     table.add_row("model folder", str(out_dir))
@@ -404,6 +422,12 @@ def _summary(name: str, out_dir: Path, model, report: dict, registered: dict[str
     if report.get("backend"):
         table.add_row("trained on", f"{report['backend']}, {report['device']} ({report['precision']})")
     table.add_row("threshold", f"{model.threshold:.4f} ({model.settings.calibration.method})")
+    if model.image_modes is not None:
+        means = ", ".join(f"{m:.3g}" for m in model.image_modes.mean)
+        table.add_row(
+            "modes of normal data",
+            f"{model.image_modes.count}: scores standardised per mode (held-out means {means})",
+        )
     for key, value in report["metrics"].items():
         if key != "epoch":
             table.add_row(key, f"{value:.5g}")
