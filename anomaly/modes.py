@@ -134,7 +134,7 @@ class ImageModes:
 
     def calibrate(self, scores: np.ndarray, modes: np.ndarray) -> None:
         """Fix each mode's figures from held-out normal scores; a mode with too few takes everyone's, and
-        with too few in all the scores stay as the normaliser made them (mean 0, spread 1 on held-out data)."""
+        with too few in all, every mode leaves the scores as they are (mean 0, spread 1)."""
         enough = len(scores) >= MIN_ITEMS
         pooled = (float(np.mean(scores)), float(max(np.std(scores), 1e-8))) if enough else (0.0, 1.0)
         for m in range(self.count):
