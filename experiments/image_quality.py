@@ -146,6 +146,26 @@ def log_kinds(log: Callable[[str], None], seed: int, aurocs: dict[str, dict[str,
         )
 
 
+def publish_kinds(
+    name: str,
+    section: str,
+    command: str,
+    started: float,
+    doc: str,
+    intro: str,
+    rows: list[dict],
+    best_first: bool,
+    docs: Path | None,
+    log: Callable[[str], None],
+) -> None:
+    """A painted-kinds sweep's ending: its section (command, what it measured, ``intro``, the kinds table),
+    published with its raw rows (``cli.publish``)."""
+    from experiments import cli
+
+    text = "\n\n".join([cli.ran(command, started), cli.about(doc), intro, kinds_table(rows, best_first)])
+    cli.publish(name, section, command, rows, text, docs, log)
+
+
 def kinds_table(rows: list[dict], best_first: bool) -> str:
     """Per score, AUROC on each painted kind and the mean over kinds, each mean ± standard deviation over seeds."""
     body = []

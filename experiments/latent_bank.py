@@ -25,7 +25,7 @@ from anomaly.inputs import encode, pool
 from benchmarks import datasets, quality
 from experiments import cli
 from experiments.image_defaults import DEFECTS
-from experiments.image_quality import CONFIG, EPOCHS, auroc, kinds_table, log_kinds, painted_split
+from experiments.image_quality import CONFIG, EPOCHS, auroc, log_kinds, painted_split, publish_kinds
 
 SEEDS = (0, 1, 2)
 MEMBERS = 3
@@ -104,19 +104,15 @@ def run(
     which ``docs`` also gets as a ``Latent bank size and seed ensembles (development)`` section."""
     clock = time.perf_counter()
     rows = _rows(seeds, limit, log)
-    text = "\n\n".join(
-        [
-            cli.ran(command, clock),
-            cli.about(__doc__),
-            f"magnetic_tile, the {CONFIG.name} configuration's tiles, width 16, {EPOCHS} epochs with early stopping, "
-            f"seeds {', '.join(map(str, seeds))}; {rows[0]['held_out_images']} held-out images per seed, "
-            f"{rows[0]['train_tiles']} training tiles (seed {rows[0]['seed']}). AUROC of painted against clean, "
-            "mean ± standard deviation over seeds; `bank N`: the first network with a bank of N codes; "
-            "`k members`: the first k networks' image scores averaged:",
-            kinds_table(rows, best_first=False),
-        ]
+    intro = (
+        f"magnetic_tile, the {CONFIG.name} configuration's tiles, width 16, {EPOCHS} epochs with early stopping, "
+        f"seeds {', '.join(map(str, seeds))}; {rows[0]['held_out_images']} held-out images per seed, "
+        f"{rows[0]['train_tiles']} training tiles (seed {rows[0]['seed']}). AUROC of painted against clean, "
+        "mean ± standard deviation over seeds; `bank N`: the first network with a bank of N codes; "
+        "`k members`: the first k networks' image scores averaged:"
     )
-    cli.publish("latent_bank", "Latent bank size and seed ensembles (development)", command, rows, text, docs, log)
+    section = "Latent bank size and seed ensembles (development)"
+    publish_kinds("latent_bank", section, command, clock, __doc__, intro, rows, False, docs, log)
     return rows
 
 

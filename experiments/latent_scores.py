@@ -28,7 +28,7 @@ from anomaly.inputs import encode, pool
 from benchmarks import quality
 from experiments import cli
 from experiments.image_defaults import DEFECTS
-from experiments.image_quality import CONFIG, auroc, kinds_table, log_kinds, painted_split, tiles_setup
+from experiments.image_quality import CONFIG, auroc, log_kinds, painted_split, publish_kinds, tiles_setup
 
 SEEDS = (0, 1, 2)
 DETECTOR = "ganomaly[memory=latent]"
@@ -108,16 +108,12 @@ def run(
     markdown, which ``docs`` also gets as a ``Latent-code scores (development)`` section."""
     clock = time.perf_counter()
     rows = _rows(seeds, limit, log)
-    text = "\n\n".join(
-        [
-            cli.ran(command, clock),
-            cli.about(__doc__),
-            f"{tiles_setup(seeds)}; every training tile's code is kept (no coreset). AUROC of painted against "
-            "clean, mean ± standard deviation over seeds, best first:",
-            kinds_table(rows, best_first=True),
-        ]
+    intro = (
+        f"{tiles_setup(seeds)}; every training tile's code is kept (no coreset). AUROC of painted against "
+        "clean, mean ± standard deviation over seeds, best first:"
     )
-    cli.publish("latent_scores", "Latent-code scores (development)", command, rows, text, docs, log)
+    section = "Latent-code scores (development)"
+    publish_kinds("latent_scores", section, command, clock, __doc__, intro, rows, True, docs, log)
     return rows
 
 
