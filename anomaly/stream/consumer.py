@@ -41,7 +41,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -673,6 +673,18 @@ class StreamScorer:
                     extra={"fields": {"error": str(exc)}},
                 )
                 return True
+            except RebalanceInProgressError:
+                # kafka-python commits nothing while its group rejoins: poll (paused) until the join is
+                # done, then commit in the new generation. A stopping scorer does not wait for it: the
+                # rebalance can last until the coordinator drops a member that stopped without leaving.
+                if self._stop:
+                    log.warning(
+                        "commit left behind: the group was rebalancing when the scorer stopped; the "
+                        "partitions' next owner replays the batch and the store skips rows it already has"
+                    )
+                    return False
+                self._keep_membership()
+                self._resume()
             except KafkaError as exc:
                 self._unavailable("broker", exc)
                 if self._stop:

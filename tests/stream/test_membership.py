@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kafka import TopicPartition
+from kafka.errors import RebalanceInProgressError
 
 from anomaly.store import migrate
 from anomaly.store.engine import get_engine
@@ -44,6 +45,12 @@ class FakeConsumer:
         self.commits: list[dict] = []
         self.polls_while_joining = 0
 
+    def pause(self, *partitions: TopicPartition) -> None:
+        pass
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
     def poll(self, timeout_ms: int, max_records: int) -> dict:
         if self._coordinator.need_rejoin():
             self.polls_while_joining += 1
@@ -54,7 +61,11 @@ class FakeConsumer:
         return self.owned
 
     def commit(self, offsets: dict) -> None:
+        if self._coordinator.need_rejoin():
+            raise RebalanceInProgressError("Offset commit cannot be completed since the consumer is rebalancing")
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+    config = {"max_poll_records": 500}
 
 
 def scorer(tmp_path: Path, tiny_models: dict, fake: FakeConsumer) -> StreamScorer:
@@ -98,3 +109,16 @@ def test_a_batch_whose_partition_was_revoked_while_it_was_written_is_still_commi
     # Only an owned partition's commit is remembered: P1 is committed again if it comes back.
     assert s._commit({P0: 10, P1: 20})
     assert fake.commits[-1] == {P1: 20}
+
+
+def test_a_commit_during_a_rebalance_waits_for_the_join_or_is_left_when_stopping(
+    tmp_path: Path, tiny_models: dict
+) -> None:
+    running = FakeConsumer(FakeCoordinator(waits=3), {P0})
+    assert scorer(tmp_path, tiny_models, running)._commit({P0: 10})
+    assert running._coordinator.joined and running.commits == [{P0: 10}]
+
+    stopping = FakeConsumer(FakeCoordinator(waits=3), {P0})
+    s = scorer(tmp_path, tiny_models, stopping)
+    s.stop()
+    assert not s._commit({P0: 10}) and stopping.commits == [] and s._waiting_on is None
