@@ -48,10 +48,10 @@ LEVELS = 16
 FEATURES = LEVELS + 3
 
 
-def check_wanted(wanted: str) -> str:
-    """``auto`` or a whole number of modes from 1 to MAX_MODES, else one error line."""
+def check_wanted(wanted: str, option: str = "modes") -> str:
+    """``auto`` or a whole number of modes from 1 to MAX_MODES, else one error line naming ``option``."""
     if wanted != "auto" and not (wanted.isdigit() and 1 <= int(wanted) <= MAX_MODES):
-        raise AnomalyError(f"modes must be auto or a whole number from 1 to {MAX_MODES} (got {wanted!r})")
+        raise AnomalyError(f"{option} must be auto or a whole number from 1 to {MAX_MODES} (got {wanted!r})")
     return wanted
 
 

@@ -39,9 +39,9 @@ from anomaly import harness
 from anomaly.data.images import ImageSet
 from anomaly.harness import holdout_images
 from anomaly.inputs import encode, pool
+from anomaly.modes import MAX_MODES
 from anomaly.threshold import Normaliser
 from anomaly_plugins.ganomaly import memory
-from anomaly_plugins.ganomaly.detector import MAX_MODES
 from benchmarks import datasets, quality
 from benchmarks.report import table
 from experiments import cli

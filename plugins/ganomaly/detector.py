@@ -19,14 +19,13 @@ import numpy as np
 
 from anomaly.errors import AnomalyError
 from anomaly.keras.detector import MAX_LATENT, GANParams, KerasDetector
+from anomaly.modes import MAX_MODES, check_wanted
 from anomaly.params import option
 
 # The memory bank's options: what it holds (none: no bank): each sample's latent code, or one feature map
 # of the encoder or the discriminator, position by position; auto: the latent code for images, none for series.
 MEMORY = ("auto", "none", "latent", "encoder", "discriminator")
 MAX_BANK = 65536
-# Modes of normal data a bank can be split into (memory_modes).
-MAX_MODES = 8
 # How the bank measures distance (memory_distance; anomaly_plugins.ganomaly.memory).
 DISTANCES = ("euclidean", "whitened")
 
@@ -101,9 +100,7 @@ class GANomaly(KerasDetector):
     def prepare(self, spec) -> None:
         """Refuse a bank for series, or of a feature level the sample size does not have, before anything trains."""
         super().prepare(spec)
-        modes = self.params.memory_modes
-        if modes != "auto" and not (modes.isdigit() and 1 <= int(modes) <= MAX_MODES):
-            raise AnomalyError(f"memory_modes must be auto or a whole number from 1 to {MAX_MODES} (got {modes!r})")
+        check_wanted(self.params.memory_modes, "memory_modes")
         if self.memory in ("none", "latent"):
             return
         if spec.modality != "image":
