@@ -122,12 +122,12 @@ def fit(
 
 def _image_modes(detector: Detector, train: Dataset) -> ImageModes | None:
     """Modes of the normal training images (``FitSettings.modes``; anomaly.modes); series have none."""
-    wanted = check_wanted(detector.settings.modes)
+    wanted = detector.settings.modes
     if isinstance(train, SeriesSet):
-        if wanted not in ("1", "auto"):
+        if check_wanted(wanted) not in ("1", "auto"):
             raise AnomalyError(f"modes={wanted} clusters normal images; a series model takes modes=1 or auto")
         return None
-    return ImageModes.cluster(train.images, wanted, detector.settings.seed)
+    return ImageModes.cluster(train.images, wanted, detector.settings.seed)  # checks ``wanted`` itself
 
 
 def _runtime(detector: Detector) -> dict[str, str]:
